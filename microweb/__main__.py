@@ -1,0 +1,5 @@
+"""``python -m microweb`` is the ``microweb`` command."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,222 @@
+"""The application: route registration, and one request's whole life.
+
+`App` is a PEP 3333 callable. Calling it runs the middleware stack (see
+`microweb.middleware`), whose innermost layer is `App.dispatch`: the
+request lifecycle, in six numbered steps, top to bottom. Everything a
+request touches on its way is named there:
+
+1. `Request` (``request.py``) wraps the environ; nothing is parsed yet.
+2. `RouteTable.match` (``routing.py``) finds the handler, or a miss
+   endpoint that answers 404, 405, 501, 308 or OPTIONS.
+3. The handler runs.
+4. `to_response` (``response.py``) turns its return value into a response.
+5. `ErrorHandlers.respond` (``errors.py``) turns an error into a response.
+6. The response is sent; HEAD loses its body here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
+
+from .converters import BUILTIN_CONVERTERS, Converter
+from .errors import ErrorHandlers
+from .request import DEFAULT_MAX_BODY_SIZE, Request
+from .response import to_response
+from .routing import Handler, Route, RouteTable, parse_template
+from .types import Environ, StartResponse, WSGIApp
+from .wsgi import Mount
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class RouteDecorators:
+    """``route``/``get``/``post``/``put``/``patch``/``delete``, shared by `App` and `Router`."""
+
+    def add_route(
+        self, path: str, handler: Handler, methods: Sequence[str], name: str | None = None
+    ) -> None:
+        raise NotImplementedError
+
+    def route(
+        self, path: str, methods: Sequence[str] = ("GET",), name: str | None = None
+    ) -> Callable[[F], F]:
+        if isinstance(methods, str):
+            raise TypeError(f"methods must be a list, like [{methods!r}], not a string")
+
+        def register(handler: F) -> F:
+            self.add_route(path, handler, methods, name)
+            return handler
+
+        return register
+
+    def get(self, path: str, name: str | None = None) -> Callable[[F], F]:
+        return self.route(path, ["GET"], name)
+
+    def post(self, path: str, name: str | None = None) -> Callable[[F], F]:
+        return self.route(path, ["POST"], name)
+
+    def put(self, path: str, name: str | None = None) -> Callable[[F], F]:
+        return self.route(path, ["PUT"], name)
+
+    def patch(self, path: str, name: str | None = None) -> Callable[[F], F]:
+        return self.route(path, ["PATCH"], name)
+
+    def delete(self, path: str, name: str | None = None) -> Callable[[F], F]:
+        return self.route(path, ["DELETE"], name)
+
+
+class Router(RouteDecorators):
+    """A group of routes under a common prefix, added to an app with `App.include`.
+
+    A router only records its routes; the app compiles them, with its own
+    converters plus the router's. A route named ``"user"`` in
+    ``Router(prefix="/api", name="api")`` is ``url_for("api.user")``.
+    """
+
+    def __init__(self, prefix: str = "", name: str | None = None) -> None:
+        if prefix and (not prefix.startswith("/") or prefix.endswith("/")):
+            raise ValueError(f"a prefix starts with '/' and does not end with one: {prefix!r}")
+        self.prefix = prefix
+        self.name = name
+        self.converters: dict[str, type[Converter]] = {}
+        self.routes: list[tuple[str, Handler, tuple[str, ...], str | None]] = []
+
+    def add_route(
+        self, path: str, handler: Handler, methods: Sequence[str], name: str | None = None
+    ) -> None:
+        self.routes.append((path, handler, tuple(methods), name))
+
+    def add_converter(self, kind: str, converter: type[Converter]) -> None:
+        self.converters[kind] = converter
+
+    def include(self, router: Router) -> None:
+        """Nest `router` inside this one (prefixes and names compose)."""
+        self.converters = {**router.converters, **self.converters}
+        for path, handler, methods, name in router.routes:
+            full = f"{router.name}.{name or handler.__name__}" if router.name else name
+            self.routes.append((router.prefix + path, handler, methods, full))
+
+
+class App(RouteDecorators):
+    """A microweb application: ``app = App()``, then ``@app.get("/")``."""
+
+    def __init__(self, debug: bool = False, max_body_size: int = DEFAULT_MAX_BODY_SIZE) -> None:
+        if max_body_size < 0:
+            raise ValueError("max_body_size must be >= 0")
+        self.max_body_size = max_body_size
+        self.router = RouteTable()
+        self.converters: dict[str, type[Converter]] = dict(BUILTIN_CONVERTERS)
+        self.errors = ErrorHandlers(debug)
+        self.middleware: list[tuple[Callable[..., WSGIApp], dict[str, Any]]] = []
+        self._stack: WSGIApp = self.dispatch
+
+    @property
+    def debug(self) -> bool:
+        return self.errors.debug
+
+    @debug.setter
+    def debug(self, value: bool) -> None:
+        self.errors.debug = value
+
+    # -- The WSGI entry point and the request lifecycle -------------------
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        return self._stack(environ, start_response)
+
+    def dispatch(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        """One request, start to finish: the innermost layer of the stack."""
+        # 1. Build the request: a thin view of the environ, nothing parsed yet.
+        req = Request(environ, self)
+        try:
+            # 2. Match the route. A miss comes back as a built-in endpoint.
+            endpoint, params = self.router.match(environ)
+            # 3. Call the handler.
+            result = endpoint(req, **params)
+            # 4. Convert what it returned; an HTTPError it returned passes through.
+            response = to_response(result)
+        except Exception as exc:
+            response = exc
+        # 5. Errors, raised or returned, go through the error handlers.
+        if isinstance(response, BaseException):
+            response = self.errors.respond(req, response)
+        # 6. Respond. HEAD drops the body in the response object, headers kept.
+        return response(environ, start_response)  # type: ignore[no-any-return]
+
+    # -- Building the app --------------------------------------------------
+
+    def add_route(
+        self, path: str, handler: Handler, methods: Sequence[str], name: str | None = None
+    ) -> None:
+        self._add_route(path, handler, methods, name, self.converters)
+
+    def _add_route(
+        self,
+        path: str,
+        handler: Handler,
+        methods: Sequence[str],
+        name: str | None,
+        converters: dict[str, type[Converter]],
+    ) -> None:
+        upper = frozenset(m.upper() for m in methods)
+        if not upper:
+            raise ValueError(f"route {path!r} needs at least one method")
+        code = getattr(handler, "__code__", None)
+        where = f"{code.co_filename}:{code.co_firstlineno}" if code else repr(handler)
+        segments = tuple(parse_template(path, converters))
+        route_name = name or str(getattr(handler, "__name__", path))
+        self.router.add(Route(path, handler, upper, route_name, segments, where))
+
+    def add_converter(self, kind: str, converter: type[Converter]) -> None:
+        """Register ``{name:kind}``: `converter` has `regex`, `to_python`, `to_url`."""
+        for attribute in ("regex", "to_python", "to_url"):
+            if not hasattr(converter, attribute):
+                raise TypeError(f"converter {converter!r} has no {attribute!r}")
+        self.converters[kind] = converter
+
+    def include(self, router: Router) -> None:
+        """Add every route of `router`, under its prefix and name."""
+        converters = {**self.converters, **router.converters}
+        for path, handler, methods, name in router.routes:
+            if router.name:
+                name = f"{router.name}.{name or handler.__name__}"
+            self._add_route(router.prefix + path, handler, methods, name, converters)
+
+    def mount(self, prefix: str, app: WSGIApp) -> None:
+        """Send every request under `prefix` to another WSGI app (any PEP 3333 app)."""
+        if not prefix.startswith("/") or prefix.endswith("/"):
+            raise ValueError(f"a mount prefix starts with '/', without one at the end: {prefix!r}")
+        self.router.mount(Mount(prefix, app))
+
+    def errorhandler(self, key: int | type[BaseException]) -> Callable[[F], F]:
+        """``@app.errorhandler(404)`` or ``@app.errorhandler(KeyError)``: ``f(req, error)``."""
+        if not isinstance(key, int) and not (
+            isinstance(key, type) and issubclass(key, BaseException)
+        ):
+            raise TypeError(f"errorhandler takes a status code or an exception class, not {key!r}")
+
+        def register(handler: F) -> F:
+            self.errors.register(key, handler)
+            return handler
+
+        return register
+
+    def use(self, middleware: Callable[..., WSGIApp], **options: Any) -> None:
+        """Add a WSGI middleware, ``middleware(wsgi_app, **options)``, to the stack.
+
+        The first middleware added is the outermost: it sees the request first.
+        """
+        self.middleware.append((middleware, options))
+        stack: WSGIApp = self.dispatch
+        for layer, layer_options in reversed(self.middleware):
+            stack = layer(stack, **layer_options)
+        self._stack = stack
+
+    def url_for(self, name: str, /, **params: Any) -> str:
+        """The path of the route called `name` (``app.url_for("note", id=3)``)."""
+        return self.router.url_for(name, params)
+
+    def describe_handler(self, handler: Handler) -> str:
+        module = getattr(handler, "__module__", "?")
+        return f"{module}.{getattr(handler, '__qualname__', repr(handler))}"
+
