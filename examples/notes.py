@@ -100,6 +100,8 @@ class NoteStore:
 
     def page(self, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
         with self.connect() as conn:
+            # One read transaction, so the page and the total see the same notes.
+            conn.execute("BEGIN")
             rows = conn.execute(
                 "SELECT id, title, body FROM notes ORDER BY id LIMIT ? OFFSET ?", (limit, offset)
             ).fetchall()

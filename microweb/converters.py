@@ -33,14 +33,19 @@ class Converter:
 
 
 class IntConverter(Converter):
-    """`{id:int}`: ASCII digits only, so a superscript `²` never reaches `int()`."""
+    """`{id:int}`: a non-negative integer in canonical form.
 
-    regex = "[0-9]+"
+    ASCII digits only (``int()`` would take a superscript "²" or Arabic-Indic
+    digits) and no leading zeros, so each number has exactly one URL:
+    ``/notes/07`` is not a second name for ``/notes/7`` (404).
+    """
+
+    regex = "0|[1-9][0-9]*"
     #: PERF: to_python validates the text itself, so the router skips `regex`.
     checks_text = True
 
     def to_python(self, value: str) -> int:
-        if not (value.isascii() and value.isdigit()):
+        if not (value.isascii() and value.isdigit()) or (value[0] == "0" and value != "0"):
             raise ValueError(value)
         return int(value)
 

@@ -69,6 +69,13 @@ def check_headers(headers: Iterable[tuple[str, str]]) -> None:
 class Response(webob.Response):
     """WebOb's response, plus a JSON constructor that matches handler returns."""
 
+    def _abs_headerlist(self, environ: Environ) -> Headers:
+        # SECURITY: WebOb turns a relative Location into an absolute URL built
+        # from the request's Host header, which the client chose: "Host:
+        # evil.example" would come back in Location. RFC 9110 §10.2.2 allows
+        # a relative reference, so Location is sent as the handler set it.
+        return list(self.headerlist)
+
     @classmethod
     def json(cls, obj: Any, status: int = 200, **kwargs: Any) -> Response:
         response = cls(body=json_encode(obj).encode(), status=status, content_type=JSON, **kwargs)

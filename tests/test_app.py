@@ -153,3 +153,19 @@ def test_include_and_mount_are_on_the_app() -> None:
 
     app.mount("/other", other)
     assert Client(app).get("/other/x").text == "/other"
+
+
+def test_rfc9110_10_2_2_location_stays_relative_and_never_reflects_host() -> None:
+    """WebOb would rebuild a relative Location from the client's Host header."""
+    from microweb import Response
+
+    app = App()
+
+    @app.post("/things")
+    def create(req: Request) -> Response:
+        response = Response.json({"id": 1}, status=201)
+        response.location = "/things/1"
+        return response
+
+    response = Client(app).post("/things", headers={"Host": "evil.example"}, status=201)
+    assert response.headers["Location"] == "/things/1"
