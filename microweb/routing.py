@@ -354,9 +354,11 @@ class RouteTable:
         return None
 
     def _reaches_a_leaf(self, path: str) -> bool:
+        if path in self.static:
+            return True
         found: list[_Leaf] = []
         self.tree.find(path[1:].split("/"), 0, [], None, found)
-        return bool(found) or path in self.static
+        return bool(found)
 
 
 def _allow(found: list[_Leaf]) -> str:
