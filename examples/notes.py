@@ -218,7 +218,7 @@ def create_app(db_path: str | os.PathLike[str]) -> App:
         note = notes.create(fields["title"], fields["body"])
         # RFC 9110 §15.3.2: 201 Created, with Location naming the new resource.
         response = Response.json(note, status=201)
-        response.location = app.url_for("get_note", id=note["id"])
+        response.location = req.url_for("get_note", id=note["id"])
         return response
 
     @app.get("/notes/{id:int}")

@@ -19,6 +19,10 @@ default                    why
 ``--limit-request-fields`` 100 headers at most; each at most 8190 bytes
 ``--access-logfile -``     one line per request on stdout
 =========================  ==============================================
+
+NOTE: gunicorn 27 opens a control socket at ``~/.gunicorn/gunicorn.ctl``,
+one path per user. Several instances on one machine must each be given
+their own (``--control-socket PATH``) or none (``--no-control-socket``).
 """
 
 from __future__ import annotations

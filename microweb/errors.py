@@ -26,17 +26,16 @@ import logging
 import traceback
 from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
-from http import HTTPStatus
 from typing import Any
 
+import webob
 from webob.acceptparse import create_accept_header
 from webob.exc import WSGIHTTPException
 
-from .response import Reply, check_headers, json_encode, to_response
+from .response import PHRASES, Reply, check_headers, json_bytes, status_line, to_response
 
 logger = logging.getLogger("microweb")
 
-TITLES = {status.value: status.phrase for status in HTTPStatus}
 PROBLEM_JSON = "application/problem+json"
 HTML = "text/html; charset=utf-8"
 ErrorHandler = Callable[[Any, Any], Any]
@@ -61,11 +60,12 @@ class HTTPError(Exception):
             raise ValueError(f"HTTPError status must be 4xx or 5xx, not {status}")
         self.status = status
         self.detail = detail
-        self.title = title or TITLES.get(status, "Error")
+        self.title = title or PHRASES.get(status, "Error")
         if headers is None:
             self.headers: list[tuple[str, str]] = []
         else:
             self.headers = list(headers.items() if isinstance(headers, Mapping) else headers)
+            check_headers(self.headers)  # a bad header fails where it is written
         self.args = (status, detail)
 
     def __repr__(self) -> str:
@@ -87,14 +87,13 @@ def render(error: HTTPError, accept: str, debug_text: str | None = None) -> Repl
     else:
         body = _problem_body(error.status, error.title, error.detail, debug_text)
         content_type = PROBLEM_JSON
-    check_headers(error.headers)
     return Reply(error.status, error.headers, body, content_type)
 
 
 @lru_cache(maxsize=64)
 def _cached_problem(status: int, title: str) -> bytes:
     # PERF: the bodies of 404/405 without a detail never change.
-    return json_encode({"type": "about:blank", "title": title, "status": status}).encode()
+    return json_bytes({"type": "about:blank", "title": title, "status": status})
 
 
 def _problem_body(status: int, title: str, detail: str | None, debug_text: str | None) -> bytes:
@@ -105,7 +104,7 @@ def _problem_body(status: int, title: str, detail: str | None, debug_text: str |
         problem["detail"] = detail
     if debug_text is not None:
         problem["traceback"] = debug_text
-    return json_encode(problem).encode()
+    return json_bytes(problem)
 
 
 def _html_body(status: int, title: str, detail: str | None, debug_text: str | None) -> bytes:
@@ -117,6 +116,24 @@ def _html_body(status: int, title: str, detail: str | None, debug_text: str | No
     if debug_text:
         parts.append(f"<pre>{html.escape(debug_text)}</pre>")
     return ("\n".join(parts) + "\n</html>\n").encode()
+
+
+def keep_error_status(response: Any, error: HTTPError) -> None:
+    """Give a custom error response the error's status (for plain values) and headers.
+
+    A dict returned for a 404 must not become a 200, and a 405 must keep
+    its ``Allow`` (RFC 9110 §15.5.6) whatever body the handler chose. A
+    `Response` the handler built keeps its own status.
+    """
+    if isinstance(response, Reply):
+        response.status = status_line(error.status)
+        headers = response.headers
+    elif isinstance(response, webob.Response):
+        headers = response.headerlist
+    else:
+        return
+    present = {name.lower() for name, _ in headers}
+    headers.extend((n, v) for n, v in error.headers if n.lower() not in present)
 
 
 class ErrorHandlers:
@@ -137,41 +154,72 @@ class ErrorHandlers:
 
     def respond(self, req: Any, exc: BaseException) -> Any:
         """The WSGI response for `exc`, raised or returned while serving `req`."""
-        if type(exc) is HTTPError and not self.by_status and not self.by_class:
-            # PERF: the common miss (404/405 with no custom handler) goes
-            # straight to rendering; bench/ notfound went from 5.2x to 4.xx bare.
-            return render(exc, req.environ.get("HTTP_ACCEPT", ""))
-        error = exc if isinstance(exc, HTTPError) else None
-        if error is None and isinstance(exc, WSGIHTTPException) and exc.code not in self.by_status:
-            return exc  # WebOb's own HTTP exceptions are responses already.
-        if error is None:
-            if not any(cls in self.by_class for cls in type(exc).__mro__):
-                logger.error(
-                    "unhandled exception in %s %s", req.method, req.path_info,
-                    exc_info=(type(exc), exc, exc.__traceback__),
-                )
-            error = HTTPError(500)
-            error.__cause__ = exc
+        accept = req.environ.get("HTTP_ACCEPT", "")
+        if type(exc) is HTTPError and not (self.debug or self.by_status or self.by_class):
+            # PERF: the common miss (a 404 or 405, no custom handlers) goes
+            # straight to rendering: bench/ notfound 5.3x -> 4.7x bare.
+            return render(exc, accept)
+        if isinstance(exc, WSGIHTTPException) and exc.code not in self.by_status:
+            return self._webob_exception(req, exc)
+        error = exc if isinstance(exc, HTTPError) else self._internal_error(req, exc)
         handler, argument = self._handler_for(exc, error)
         if handler is not None:
-            try:
-                result = handler(req, argument)
-                if not isinstance(result, BaseException):
-                    return to_response(result)
-            except HTTPError as raised:
-                result = raised
-            except Exception:
-                logger.exception("error handler %r failed; using the default page", handler)
-                result = None
+            custom = self._call_handler(handler, req, argument, error)
+            if not isinstance(custom, HTTPError):
+                return custom
             # An error handler may map an exception to an HTTPError; that
             # one gets the default rendering (no second lookup: no loops).
+            error = custom
+        try:
+            check_headers(error.headers)  # they may have changed since __init__
+        except ValueError as bad:
+            error = self._internal_error(req, bad)
+        return render(error, accept, self._debug_text(error))
+
+    def _webob_exception(self, req: Any, exc: WSGIHTTPException) -> Any:
+        """WebOb's own HTTP exceptions are responses already; their headers are checked."""
+        try:
+            check_headers(exc.headerlist)
+        except ValueError as bad:
+            return render(self._internal_error(req, bad), req.environ.get("HTTP_ACCEPT", ""))
+        return exc
+
+    def _internal_error(self, req: Any, exc: BaseException) -> HTTPError:
+        """A 500 for an exception that is not an HTTPError; logged unless handled."""
+        if not any(cls in self.by_class for cls in type(exc).__mro__):
+            logger.error(
+                "unhandled exception in %s %s", req.method, req.path_info,
+                exc_info=(type(exc), exc, exc.__traceback__),
+            )  # fmt: skip
+        error = HTTPError(500)
+        error.__cause__ = exc
+        return error
+
+    def _call_handler(
+        self, handler: ErrorHandler, req: Any, argument: BaseException, error: HTTPError
+    ) -> Any:
+        """The custom response, or the HTTPError to render when the handler fails."""
+        try:
+            result = handler(req, argument)
             if isinstance(result, HTTPError):
-                error = result
-        debug_text = None
-        if self.debug and error.status >= 500 and error.__cause__ is not None:
-            cause = error.__cause__
-            debug_text = "".join(traceback.format_exception(cause))
-        return render(error, req.environ.get("HTTP_ACCEPT", ""), debug_text)
+                return result
+            if isinstance(result, BaseException):
+                raise TypeError(f"error handler returned an exception: {result!r}")
+            response = to_response(result)
+        except HTTPError as raised:
+            return raised
+        except Exception:
+            logger.exception("error handler %r failed; using the default page", handler)
+            return error
+        keep_error_status(response, error)
+        return response
+
+    def _debug_text(self, error: HTTPError) -> str | None:
+        """With debug=True, the traceback of the exception behind a 5xx."""
+        cause = error.__cause__
+        if not self.debug or error.status < 500 or cause is None:
+            return None
+        return "".join(traceback.format_exception(cause))
 
     def _handler_for(
         self, exc: BaseException, error: HTTPError

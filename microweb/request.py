@@ -160,6 +160,13 @@ class Request(webob.Request):
         return query
 
     @property
+    def POST(self) -> Any:
+        """WebOb's form parsing, over the capped body (read first, so 413 applies)."""
+        if self.method in ("POST", "PUT", "PATCH", "DELETE"):
+            self.body  # noqa: B018 - read once, within the cap
+        return super().POST
+
+    @property
     def form(self) -> MultiDict[str, Any]:
         """Fields of an urlencoded or multipart form body (empty for other bodies)."""
         env = self.environ
@@ -167,7 +174,6 @@ class Request(webob.Request):
         if mime == "application/x-www-form-urlencoded":
             return MultiDict(self._parse_pairs(self.body.decode("latin-1")))
         if mime == "multipart/form-data":
-            self.body  # noqa: B018 - read once, within the cap, before WebOb parses it
             fields = self.POST
             return fields if isinstance(fields, MultiDict) else MultiDict()
         return MultiDict()

@@ -45,9 +45,28 @@ TEXT = "text/plain; charset=utf-8"
 BINARY = "application/octet-stream"
 JSON = "application/json"  # RFC 8259 §11: no charset parameter; JSON is UTF-8.
 
-STATUS_LINES = {status.value: f"{status.value} {status.phrase}" for status in HTTPStatus}
-# PERF: one shared encoder, compact output, built once.
-json_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+# RFC 9110 §15 renamed four reason phrases; Python < 3.13 still has the old ones.
+PHRASES = {status.value: status.phrase for status in HTTPStatus} | {
+    413: "Content Too Large",
+    414: "URI Too Long",
+    416: "Range Not Satisfiable",
+    422: "Unprocessable Content",
+}
+STATUS_LINES = {code: f"{code} {phrase}" for code, phrase in PHRASES.items()}
+# PERF: one shared encoder, compact output, built once. allow_nan=False:
+# NaN and Infinity are not JSON (RFC 8259 §6); sending them is a handler bug.
+_encode_utf8 = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+_encode_ascii = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
+
+
+def json_bytes(obj: Any) -> bytes:
+    """`obj` as compact JSON in UTF-8 (RFC 8259 §8.1)."""
+    try:
+        return _encode_utf8(obj).encode()
+    except UnicodeEncodeError:
+        # NOTE: a lone surrogate ("\ud800", which JSON input may carry) has
+        # no UTF-8 form; written as a \u escape it is still valid JSON.
+        return _encode_ascii(obj).encode()
 _UNSAFE_HEADER_VALUE = re.compile(r"[\r\n\0]")
 _HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")  # RFC 9110 §5.6.2 token
 
@@ -78,7 +97,7 @@ class Response(webob.Response):
 
     @classmethod
     def json(cls, obj: Any, status: int = 200, **kwargs: Any) -> Response:
-        response = cls(body=json_encode(obj).encode(), status=status, content_type=JSON, **kwargs)
+        response = cls(body=json_bytes(obj), status=status, content_type=JSON, **kwargs)
         return response
 
 
@@ -135,7 +154,7 @@ def to_response(result: Any) -> Any:
     if isinstance(result, str):
         return Reply(200, [], result.encode(), TEXT)
     if isinstance(result, _JSON_TYPES):
-        return Reply(200, [], json_encode(result).encode(), JSON)
+        return Reply(200, [], json_bytes(result), JSON)
     if result is None:
         return Reply(204, [], b"")
     if isinstance(result, _READY):

@@ -49,7 +49,7 @@ from urllib.parse import quote
 
 from .converters import Converter
 from .errors import HTTPError
-from .response import Reply
+from .response import TEXT, Reply
 from .types import Environ
 from .wsgi import Mount
 
@@ -413,4 +413,4 @@ def redirect_to_other_slash(req: Any, path: str) -> Reply | HTTPError:
     if query:
         location += "?" + query
     # RFC 9110 §15.4.9: 308 keeps the method and body, unlike 301.
-    return Reply(308, [("Location", location)], b"Permanent Redirect", "text/plain")
+    return Reply(308, [("Location", location)], b"Permanent Redirect", TEXT)

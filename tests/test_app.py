@@ -137,7 +137,8 @@ def test_errorhandler_by_status_and_class() -> None:
         raise HTTPError(410)
 
     client = Client(app)
-    assert client.get("/nope").json == {"missing": "/nope", "status": 404}
+    # A plain value returned for an error keeps the error's status.
+    assert client.get("/nope", status=404).json == {"missing": "/nope", "status": 404}
     # A handler may turn an exception into an HTTP error by raising (or returning) one.
     client.get("/gone", status=410)
     with pytest.raises(TypeError):

@@ -1,0 +1,485 @@
+"""microweb/response.py: handler return values, streaming, HEAD, header safety, redirect.
+
+Normal requests go through `microweb.testing.Client` (WebTest, lint on).
+Tests that must watch the body iterator itself (is it lazy, is it closed)
+build the environ by hand and run the app under `wsgiref.validate.validator`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import io
+import json
+import logging
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urljoin
+from wsgiref.util import setup_testing_defaults
+from wsgiref.validate import validator
+
+import pytest
+import webob.exc
+
+from microweb import App, HTTPError, Request, Response, redirect
+from microweb.testing import Client
+
+TEXT = "text/plain; charset=utf-8"
+BINARY = "application/octet-stream"
+JSON = "application/json"
+
+
+# -- Helpers ----------------------------------------------------------------
+
+
+def build_environ(method: str = "GET", path: str = "/") -> dict[str, Any]:
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": method,
+        "SCRIPT_NAME": "",
+        "PATH_INFO": path,
+        "QUERY_STRING": "",
+    }
+    setup_testing_defaults(environ)
+    environ["wsgi.input"] = io.BytesIO(b"")
+    return environ
+
+
+@dataclass
+class Started:
+    """What the app passed to start_response."""
+
+    calls: list[tuple[str, list[tuple[str, str]]]]
+
+    def __call__(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        self.calls.append((status, headers))
+        return lambda data: None
+
+    @property
+    def status(self) -> int:
+        return int(self.calls[-1][0].split()[0])
+
+    @property
+    def headers(self) -> list[tuple[str, str]]:
+        return self.calls[-1][1]
+
+
+def start(app: App, method: str, path: str) -> tuple[Started, Any]:
+    """Call the app under the validator; return start_response's record and the app_iter."""
+    started = Started([])
+    return started, validator(app)(build_environ(method, path), started)
+
+
+def single_route_app(result: Callable[[], Any]) -> App:
+    app = App()
+
+    @app.get("/")
+    def handler(req: Request) -> Any:
+        return result()
+
+    return app
+
+
+class Chunks:
+    """A streamed body that records how far it ran and whether it was closed."""
+
+    def __init__(self, *chunks: bytes | str) -> None:
+        self.chunks = list(chunks)
+        self.produced: list[bytes | str] = []
+        self.closed = False
+
+    def __iter__(self) -> Chunks:
+        return self
+
+    def __next__(self) -> bytes | str:
+        if len(self.produced) == len(self.chunks):
+            raise StopIteration
+        chunk = self.chunks[len(self.produced)]
+        self.produced.append(chunk)
+        return chunk
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class Recorder:
+    """A generator body that records how far it ran; closed once close() reached it."""
+
+    def __init__(self, *chunks: bytes | str) -> None:
+        self.produced: list[bytes | str] = []
+        self.generator: Generator[bytes | str, None, None] = self._run(chunks)
+
+    def _run(self, chunks: tuple[bytes | str, ...]) -> Generator[bytes | str, None, None]:
+        for chunk in chunks:
+            self.produced.append(chunk)
+            yield chunk
+
+    @property
+    def closed(self) -> bool:
+        return inspect.getgeneratorstate(self.generator) == inspect.GEN_CLOSED
+
+
+# -- Each return type ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("result", "status", "content_type", "body"),
+    [
+        pytest.param(lambda: "héllo", 200, TEXT, "héllo".encode(), id="str"),
+        pytest.param(lambda: "", 200, TEXT, b"", id="empty-str"),
+        pytest.param(lambda: b"\x00\xff\x89PNG", 200, BINARY, b"\x00\xff\x89PNG", id="bytes"),
+        pytest.param(
+            lambda: {"a": 1, "b": [True, None], "c": "é"},
+            200, JSON, '{"a":1,"b":[true,null],"c":"é"}'.encode(),
+            id="dict-compact",
+        ),
+        pytest.param(lambda: [1, "x", {}], 200, JSON, b'[1,"x",{}]', id="list-compact"),
+        pytest.param(lambda: {}, 200, JSON, b"{}", id="empty-dict"),
+        pytest.param(
+            lambda: Response(body=b"\x89PNG", status=202, content_type="image/png"),
+            202, "image/png", b"\x89PNG",
+            id="response-object",
+        ),
+        pytest.param(
+            lambda: Response.json({"id": 1, "tags": ["a"]}, status=201),
+            201, JSON, b'{"id":1,"tags":["a"]}',
+            id="response-json-201",
+        ),
+        pytest.param(lambda: Response.json([1, 2]), 200, JSON, b"[1,2]", id="response-json-200"),
+    ],
+)
+def test_buffered_return_values(
+    result: Callable[[], Any], status: int, content_type: str, body: bytes
+) -> None:
+    """RFC 9110 §8.3 (Content-Type: text/plain; charset=utf-8 for str, octet-stream for bytes),
+    RFC 8259 §11 (application/json, no charset), §8.6 (Content-Length = body length)."""
+    res = Client(single_route_app(result)).get("/", status=status)
+    assert res.headers["Content-Type"] == content_type
+    assert res.body == body
+    assert res.headers["Content-Length"] == str(len(body))
+
+
+def test_none_is_204_without_content_headers() -> None:
+    """RFC 9110 §15.3.5 (204 has no content) and §8.6 (no Content-Length on a 204)."""
+    started, app_iter = start(single_route_app(lambda: None), "GET", "/")
+    try:
+        body = b"".join(app_iter)
+    finally:
+        app_iter.close()
+    assert started.status == 204
+    names = {name.lower() for name, _ in started.headers}
+    assert "content-type" not in names
+    assert "content-length" not in names
+    assert body == b""
+
+
+def test_response_object_is_sent_as_is() -> None:
+    """A Response keeps its own status, headers and cookies (RFC 6265 §4.1 Set-Cookie)."""
+
+    def result() -> Response:
+        response = Response("made by hand", status=203)
+        response.headers["X-Custom"] = "kept"
+        response.cache_control.max_age = 60
+        response.set_cookie("theme", "dark")
+        return response
+
+    res = Client(single_route_app(result)).get("/", status=203)
+    assert res.text == "made by hand"
+    assert res.headers["X-Custom"] == "kept"
+    assert res.headers["Cache-Control"] == "max-age=60"
+    assert res.headers["Set-Cookie"].startswith("theme=dark")
+
+
+@pytest.mark.parametrize(
+    ("result", "body"),
+    [
+        pytest.param(lambda: iter([b"a", b"b", b"c"]), b"abc", id="iterator-of-bytes"),
+        pytest.param(lambda: (c for c in ["é", "tê"]), "étê".encode(), id="generator-of-str"),
+        pytest.param(lambda: iter([b"x", "é"]), "xé".encode(), id="mixed-chunks"),
+        pytest.param(lambda: Chunks(b"1", "2"), b"12", id="iterable-with-close"),
+        pytest.param(lambda: iter([]), b"", id="empty-iterator"),
+    ],
+)
+def test_iterators_are_streamed(result: Callable[[], Any], body: bytes) -> None:
+    """RFC 9112 §6.3 / §7.1: a streamed body has no Content-Length (the server frames it,
+    chunked); str chunks are encoded as UTF-8; octet-stream unless the handler says."""
+    app = single_route_app(result)
+    assert Client(app).get("/", status=200).body == body
+    # NOTE: WebTest adds a Content-Length to what it received; look at what the app sent.
+    started, app_iter = start(app, "GET", "/")
+    try:
+        assert b"".join(app_iter) == body
+    finally:
+        app_iter.close()
+    assert started.status == 200
+    assert dict(started.headers)["Content-Type"] == BINARY
+    assert "content-length" not in {name.lower() for name, _ in started.headers}
+
+
+@pytest.mark.parametrize(
+    "result",
+    [
+        pytest.param(lambda: ({"a": 1}, 201), id="tuple-body-status"),
+        pytest.param(lambda: ("text", 200, {"X": "y"}), id="tuple-three"),
+        pytest.param(lambda: 42, id="int"),
+        pytest.param(lambda: object(), id="object"),
+    ],
+)
+def test_unsendable_return_is_500_and_logged(
+    result: Callable[[], Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    """RFC 9110 §15.6.1: a handler bug is a 500; the TypeError is logged on "microweb"."""
+    caplog.set_level(logging.ERROR, logger="microweb")
+    res = Client(single_route_app(result)).get("/", status=500)
+    assert res.content_type == "application/problem+json"
+    errors = [r for r in caplog.records if r.name == "microweb" and r.exc_info]
+    assert len(errors) == 1
+    assert errors[0].exc_info is not None
+    assert errors[0].exc_info[0] is TypeError
+
+
+@pytest.mark.parametrize(
+    "result",
+    [
+        pytest.param(lambda: {"x": float("nan")}, id="nan-in-dict"),
+        pytest.param(lambda: [float("inf")], id="infinity-in-list"),
+        pytest.param(lambda: Response.json({"x": float("-inf")}), id="response-json-minus-inf"),
+    ],
+)
+def test_json_return_is_never_invalid_json(result: Callable[[], Any]) -> None:
+    """RFC 8259 §6: NaN and Infinity are not permitted in JSON; a body labelled
+    application/json must never contain them (a handler bug: 500, not a 200 of non-JSON)."""
+    res = Client(single_route_app(result)).get("/", expect_errors=True)
+    if res.status_int == 200:
+        json.loads(res.body, parse_constant=lambda name: pytest.fail(f"sent {name} as JSON"))
+    assert res.status_int == 500
+
+
+# -- Streaming is lazy, and close() always reaches the handler's iterator -----
+
+
+def test_stream_is_not_buffered() -> None:
+    """RFC 9112 §7.1: chunks go out as the iterator produces them; after the first next()
+    on the app_iter, only the first chunk has been produced."""
+    body = Recorder("one", "two", "three")
+    started, app_iter = start(single_route_app(lambda: body.generator), "GET", "/")
+    try:
+        assert next(app_iter) == b"one"
+        assert body.produced == ["one"]
+        assert started.status == 200
+        assert next(app_iter) == b"two"
+        assert body.produced == ["one", "two"]
+    finally:
+        app_iter.close()
+
+
+@pytest.mark.parametrize(
+    ("make_body", "reads"),
+    [
+        pytest.param(lambda: Recorder("a", "b", "c"), 0, id="generator-no-read"),
+        pytest.param(lambda: Recorder("a", "b", "c"), 1, id="generator-stopped-early"),
+        pytest.param(lambda: Recorder("a", "b", "c"), 3, id="generator-read-to-end"),
+        pytest.param(lambda: Chunks("a", "b", "c"), 0, id="iterable-no-read"),
+        pytest.param(lambda: Chunks("a", "b", "c"), 1, id="iterable-stopped-early"),
+        pytest.param(lambda: Chunks("a", "b", "c"), 3, id="iterable-read-to-end"),
+    ],
+)
+def test_close_reaches_the_handlers_iterator(make_body: Callable[[], Any], reads: int) -> None:
+    """PEP 3333: the server calls close() when the request ends, also when the client went
+    away mid-stream; it must reach the handler's iterator so it can release what it holds."""
+    body = make_body()
+    source = body.generator if isinstance(body, Recorder) else body
+    _, app_iter = start(single_route_app(lambda: source), "GET", "/")
+    try:
+        for _ in range(reads):
+            next(app_iter)
+        assert not body.closed
+    finally:
+        app_iter.close()
+    assert body.closed
+    assert len(body.produced) == reads
+
+
+# -- HEAD: RFC 9110 §9.3.2 ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "make_body",
+    [
+        pytest.param(lambda: Recorder(b"never", b"sent"), id="generator"),
+        pytest.param(lambda: Chunks(b"never", b"sent"), id="iterable-with-close"),
+    ],
+)
+def test_head_on_a_stream_closes_it_without_iterating(make_body: Callable[[], Any]) -> None:
+    """RFC 9110 §9.3.2: HEAD gets GET's status and headers and no body; the stream is
+    closed (it may hold a cursor or a file) and never iterated."""
+    body = make_body()
+    source = body.generator if isinstance(body, Recorder) else body
+    started, app_iter = start(single_route_app(lambda: source), "HEAD", "/")
+    try:
+        assert b"".join(app_iter) == b""
+    finally:
+        app_iter.close()
+    assert body.produced == []
+    assert body.closed
+    assert started.status == 200
+    assert ("Content-Type", BINARY) in started.headers
+
+
+def test_head_on_a_stream_through_lint() -> None:
+    """RFC 9110 §9.3.2: the same through WebTest's linter, which checks HEAD has no body."""
+    res = Client(single_route_app(lambda: iter([b"a", b"b"]))).head("/", status=200)
+    assert res.body == b""
+    assert res.headers["Content-Type"] == BINARY
+
+
+@pytest.mark.parametrize(
+    "result",
+    [
+        pytest.param(lambda: "héllo", id="str"),
+        pytest.param(lambda: b"\x00\x01\x02", id="bytes"),
+        pytest.param(lambda: {"a": [1, 2]}, id="dict"),
+        pytest.param(lambda: Response("made by hand", content_type="text/csv"), id="response"),
+        pytest.param(lambda: Response.json({"id": 1}, status=201), id="response-json-201"),
+    ],
+)
+def test_head_on_a_buffered_route_keeps_content_length(result: Callable[[], Any]) -> None:
+    """RFC 9110 §9.3.2 and §8.6: HEAD answers GET's status and headers, Content-Length
+    included (the length GET would send), with no body."""
+    app = single_route_app(result)
+    get = Client(app).get("/")
+    started, app_iter = start(app, "HEAD", "/")
+    try:
+        body = b"".join(app_iter)
+    finally:
+        app_iter.close()
+    assert body == b""
+    assert started.status == get.status_int
+    assert get.body != b""
+    assert dict(started.headers)["Content-Length"] == str(len(get.body))
+    assert sorted(started.headers) == sorted(get.headerlist)
+
+
+# -- Response splitting: RFC 9110 §5.5, CWE-113 ---------------------------------
+
+EVIL = "\r\nSet-Cookie: evil=1"
+
+
+def _response_with_header(name: str, value: str) -> Callable[[], Response]:
+    def result() -> Response:
+        response = Response("ok")
+        response.headers[name] = value
+        return response
+
+    return result
+
+
+def _raise(make: Callable[[], BaseException]) -> Callable[[], Any]:
+    def result() -> Any:
+        raise make()
+
+    return result
+
+
+def _webob_401() -> webob.exc.HTTPUnauthorized:
+    # NOTE: WebOb refuses control characters in Location itself, not in other headers.
+    return webob.exc.HTTPUnauthorized(headers=[("WWW-Authenticate", "Basic" + EVIL)])
+
+
+UNSAFE_HEADERS = [
+    pytest.param(_response_with_header("X-Note", "a" + EVIL), id="response-crlf"),
+    pytest.param(_response_with_header("X-Note", "a\nSet-Cookie: evil=1"), id="response-lf"),
+    pytest.param(_response_with_header("X-Note", "a\rSet-Cookie: evil=1"), id="response-cr"),
+    pytest.param(_response_with_header("X-Note", "a\0evil"), id="response-nul"),
+    pytest.param(_response_with_header("X-Note" + EVIL, "a"), id="response-header-name"),
+    pytest.param(
+        lambda: Response.json({}, headers=[("X-Note", "a" + EVIL)]), id="response-json-headers"
+    ),
+    pytest.param(
+        _raise(lambda: HTTPError(401, headers={"WWW-Authenticate": 'Bearer realm="a"' + EVIL})),
+        id="httperror-raised",
+    ),
+    pytest.param(
+        lambda: HTTPError(429, headers=[("Retry-After", "1" + EVIL)]), id="httperror-returned"
+    ),
+    pytest.param(lambda: redirect("/next" + EVIL), id="redirect-location"),
+    pytest.param(_raise(_webob_401), id="webob-exc-raised"),
+    pytest.param(_webob_401, id="webob-exc-returned"),
+]
+
+
+@pytest.mark.parametrize("result", UNSAFE_HEADERS)
+def test_header_with_cr_or_lf_is_500_and_never_sent(
+    result: Callable[[], Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    """RFC 9110 §5.5: CR, LF and NUL are invalid in a field value (§5.1 for names); a
+    handler's header holding one would split the response (CWE-113). microweb answers 500
+    itself, logs it, and the value never reaches start_response (the validator would
+    refuse it there: "Bad header value")."""
+    caplog.set_level(logging.ERROR, logger="microweb")
+    try:
+        started, app_iter = start(single_route_app(result), "GET", "/")
+    except ValueError as exc:
+        pytest.fail(f"the app raised out of __call__ instead of answering 500: {exc!r}")
+    try:
+        body = b"".join(app_iter)
+    finally:
+        app_iter.close()
+    assert started.status == 500
+    assert "evil" not in repr(started.calls)
+    assert b"evil" not in body
+    assert any(r.name == "microweb" and r.levelno >= logging.ERROR for r in caplog.records)
+
+
+# -- redirect: RFC 9110 §15.4 ----------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+@pytest.mark.parametrize(
+    "target",
+    [
+        pytest.param("/next", id="path"),
+        pytest.param("/next?a=1&b=%C3%A9", id="with-query"),
+        pytest.param("https://example.com/x", id="absolute"),
+    ],
+)
+def test_redirect(status: int, target: str) -> None:
+    """RFC 9110 §15.4.2-§15.4.9: redirect(url, status) answers the status with Location
+    (§10.2.2) naming the target, query string kept."""
+    app = App()
+
+    @app.get("/")
+    def go(req: Request) -> Response:
+        return redirect(target, status)
+
+    res = Client(app).get("/", status=status)
+    assert urljoin("http://localhost/", res.headers["Location"]) == urljoin(
+        "http://localhost/", target
+    )
+
+
+def test_redirect_defaults_to_302() -> None:
+    """RFC 9110 §15.4.3: the default redirect is 302 Found."""
+    response = redirect("/next")
+    assert response.status_code == 302
+    assert response.location == "/next"
+
+
+@pytest.mark.parametrize("status", [200, 300, 304, 305, 306, 399, 404, 0])
+def test_redirect_refuses_other_statuses(status: int) -> None:
+    """RFC 9110 §15.4: only 301, 302, 303, 307 and 308 redirect to a Location (300 offers
+    choices, 304 revalidates, 305/306 are deprecated/unused)."""
+    with pytest.raises(ValueError, match=str(status)):
+        redirect("/next", status)
+
+
+def test_rfc8259_8_2_lone_surrogate_from_json_input_echoes_as_valid_json() -> None:
+    """JSON may carry "\\ud800"; it has no UTF-8 form, so it goes back as a \\u escape."""
+    app = App()
+
+    @app.post("/echo")
+    def echo(req: Any) -> Any:
+        return req.json
+
+    response = Client(app).post("/echo", b'{"x": "\\ud800"}', content_type="application/json")
+    assert response.status_int == 200
+    assert response.body == b'{"x":"\\ud800"}'
