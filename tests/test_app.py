@@ -170,3 +170,15 @@ def test_rfc9110_10_2_2_location_stays_relative_and_never_reflects_host() -> Non
 
     response = Client(app).post("/things", headers={"Host": "evil.example"}, status=201)
     assert response.headers["Location"] == "/things/1"
+
+
+def test_rfc9110_15_5_6_custom_405_handler_keeps_status_and_allow() -> None:
+    app = hello_app()
+
+    @app.errorhandler(405)
+    def method_not_allowed(req: Request, error: HTTPError) -> Any:
+        return {"error": error.title, "allowed": dict(error.headers)["Allow"]}
+
+    response = Client(app).delete("/", status=405)
+    assert response.headers["Allow"] == "GET, HEAD, OPTIONS"
+    assert response.json == {"error": "Method Not Allowed", "allowed": "GET, HEAD, OPTIONS"}
