@@ -320,6 +320,10 @@ class RouteTable:
             route = leaf.dispatch.get(method)
             if route is not None:
                 return route.handler, {}
+        if path[0] != "/":
+            # RFC 9110 §9.3.7: "OPTIONS *" asks about the server, not a resource
+            # (gunicorn lets it through; it refuses other methods with "*").
+            return (automatic_options, {"allow": ""}) if path == "*" else (not_found, {})
         values: list[Any] = []
         found: list[_Leaf] = []
         segs = path[1:].split("/")

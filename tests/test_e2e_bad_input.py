@@ -117,3 +117,8 @@ def test_malformed_json_is_400_and_never_a_traceback(url: str) -> None:
     status, reply = exchange(url, raw)
     assert status == 400
     assert b"Traceback" not in reply and b".py" not in reply
+
+
+def test_rfc9110_9_3_7_options_asterisk_asks_about_the_server(url: str) -> None:
+    status, reply = exchange(url, request("OPTIONS * HTTP/1.1\nHost: x\nConnection: close\n"))
+    assert status == 204, reply
