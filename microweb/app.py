@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 from .converters import BUILTIN_CONVERTERS, Converter
 from .errors import ErrorHandlers
+from .middleware import build_stack, ordered
 from .request import DEFAULT_MAX_BODY_SIZE, Request
 from .response import to_response
 from .routing import Handler, Route, RouteTable, parse_template
@@ -204,13 +205,13 @@ class App(RouteDecorators):
     def use(self, middleware: Callable[..., WSGIApp], **options: Any) -> None:
         """Add a WSGI middleware, ``middleware(wsgi_app, **options)``, to the stack.
 
-        The first middleware added is the outermost: it sees the request first.
+        microweb's own middleware take their place in the declared order
+        (`microweb.middleware.ORDER`, with the reasons); any other WSGI
+        middleware goes inside them, in the order added. The stack is built
+        now, so a bad option fails here, at startup.
         """
-        self.middleware.append((middleware, options))
-        stack: WSGIApp = self.dispatch
-        for layer, layer_options in reversed(self.middleware):
-            stack = layer(stack, **layer_options)
-        self._stack = stack
+        self.middleware = ordered([*self.middleware, (middleware, options)])
+        self._stack = build_stack(self.dispatch, self.middleware)
 
     def url_for(self, name: str, /, **params: Any) -> str:
         """The path of the route called `name` (``app.url_for("note", id=3)``)."""
