@@ -210,8 +210,9 @@ class App(RouteDecorators):
         middleware goes inside them, in the order added. The stack is built
         now, so a bad option fails here, at startup.
         """
-        self.middleware = ordered([*self.middleware, (middleware, options)])
-        self._stack = build_stack(self.dispatch, self.middleware)
+        specs = ordered([*self.middleware, (middleware, options)])
+        self._stack = build_stack(self.dispatch, specs)
+        self.middleware = specs
 
     def url_for(self, name: str, /, **params: Any) -> str:
         """The path of the route called `name` (``app.url_for("note", id=3)``)."""

@@ -1,0 +1,103 @@
+"""The stack (microweb/middleware/__init__.py, base.py): hooks behave like nested WSGI."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import pytest
+
+from microweb import App, Request
+from microweb.middleware import HookChain, Middleware, build_stack
+from microweb.response import Reply
+from microweb.testing import Client
+from microweb.types import Environ, Headers, StartResponse, WSGIApp
+
+
+class Tag(Middleware):
+    """Records its passage and adds an `X-Trail` entry to every response."""
+
+    def __init__(self, app: WSGIApp, name: str, answer: bool = False) -> None:
+        super().__init__(app)
+        self.name, self.answer = name, answer
+
+    def before(self, environ: Environ) -> WSGIApp | None:
+        environ.setdefault("trail", []).append(self.name)
+        if self.answer and environ.get("PATH_INFO") == "/early":
+            return Reply(200, [], f"answered by {self.name}".encode(), "text/plain")
+        return None
+
+    def after(self, environ: Environ, status: str, headers: Headers) -> None:
+        headers.append(("X-Trail", self.name))
+
+
+class Plain:
+    """A foreign (non-microweb) WSGI middleware."""
+
+    def __init__(self, app: WSGIApp) -> None:
+        self.app = app
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        environ.setdefault("trail", []).append("plain")
+        return self.app(environ, start_response)
+
+
+def make_app() -> App:
+    app = App()
+
+    @app.get("/{p:path}")
+    def any_path(req: Request, p: str) -> Any:
+        return {"trail": req.environ["trail"]}
+
+    return app
+
+
+SPECS = [(Tag, {"name": "a"}), (Tag, {"name": "b", "answer": True}), (Tag, {"name": "c"})]
+
+
+def nested(app: WSGIApp) -> WSGIApp:
+    wsgi = app
+    for layer, options in reversed(SPECS):
+        wsgi = layer(wsgi, **options)
+    return wsgi
+
+
+@pytest.mark.parametrize("path", ["/x", "/early"])
+def test_hook_chain_behaves_exactly_like_nested_wsgi_calls(path: str) -> None:
+    """An early answer from layer n is seen by the `after` hooks of layers 1..n-1 only."""
+    app = make_app()
+    chain = build_stack(app.dispatch, SPECS)
+    assert isinstance(chain, HookChain)
+    by_hooks = Client(chain).get(path)
+    by_nesting = Client(nested(app.dispatch)).get(path)
+    assert by_hooks.body == by_nesting.body
+    assert by_hooks.headers.getall("X-Trail") == by_nesting.headers.getall("X-Trail")
+    expected = ["a"] if path == "/early" else ["c", "b", "a"]
+    assert by_hooks.headers.getall("X-Trail") == expected
+
+
+def test_a_foreign_middleware_makes_the_stack_plain_nested_wsgi() -> None:
+    app = make_app()
+    app.use(Tag, name="a")
+    app.use(Plain)
+    assert not isinstance(app._stack, HookChain)
+    response = Client(app).get("/x")
+    assert response.json == {"trail": ["a", "plain"]}
+    assert response.headers.getall("X-Trail") == ["a"]
+
+
+def test_use_builds_the_stack_at_once_so_bad_options_fail_at_startup() -> None:
+    app = make_app()
+    with pytest.raises(TypeError):
+        app.use(Tag, nme="typo")
+    assert app.middleware == []
+
+
+def test_middleware_base_is_plain_wsgi_around_any_app() -> None:
+    def bare(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2")])
+        return [b"ok"]
+
+    response = Client(Tag(bare, name="solo")).get("/")
+    assert response.text == "ok"
+    assert response.headers["X-Trail"] == "solo"
