@@ -185,6 +185,11 @@ class Request(webob.Request):
         """The peer address, or the one `ProxyFix` established (never a raw header)."""
         return self.environ.get("REMOTE_ADDR")
 
+    @property
+    def request_id(self) -> str | None:
+        """The id the `RequestID` middleware gave this request (None without it)."""
+        return self.environ.get("microweb.request_id")
+
     def url_for(self, name: str, /, _external: bool = False, **params: Any) -> str:
         """The URL of a named route, under this request's ``SCRIPT_NAME``."""
         if self.app is None:

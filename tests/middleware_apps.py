@@ -63,7 +63,7 @@ def flask_app() -> WSGIApp:
     def everything(path: str) -> Any:
         return flask.jsonify(seen(flask.request.environ))
 
-    return app.wsgi_app  # type: ignore[no-any-return]
+    return app.wsgi_app
 
 
 def microweb_app() -> App:

@@ -1,0 +1,129 @@
+"""`RequestID`: one id per request, on the response, in the environ and in every log line.
+
+When a user reports "it failed at 10:32", the id on the response (and in the
+proxy's and the app's logs) is what ties the pieces together. A request
+gets its id in `before`, from one of two places:
+
+1. **The client or a proxy in front sent one** (``X-Request-ID`` by
+   default): it is kept if it is *well formed*: 1 to 128 characters from
+   ``A-Z a-z 0-9 . _ : -``. That covers what proxies send (nginx's
+   ``$request_id``, Heroku's router) and UUIDs, so one id can follow a
+   request through every hop.
+2. **Otherwise** a new one: 128 random bits as 32 hex digits
+   (``secrets.token_hex(16)``, as random as a UUID4).
+
+The id is then
+
+- in ``environ["microweb.request_id"]`` (a microweb handler reads
+  ``req.environ["microweb.request_id"]``, a Flask one
+  ``flask.request.environ[...]``);
+- in the `current_request_id` context variable, which the
+  `RequestIDFilter` logging filter copies onto every log record as
+  ``record.request_id``, so a format string can say ``%(request_id)s``.
+  Records logged where no request has been served (at startup, in
+  gunicorn's master process, in other threads) say ``-``;
+- on the response, in the same header (`after`). **It replaces a value the
+  app set itself**: the header must name the id in the environ and the
+  logs, or it correlates nothing. (An app that wants a different id wants a
+  different middleware.)
+
+Logging setup, with the filter on the *handler* (a filter on a logger does
+not see records propagated from its child loggers)::
+
+    logging.config.dictConfig({
+        "version": 1,
+        "filters": {"request_id": {"()": "microweb.middleware.request_id.RequestIDFilter"}},
+        "formatters": {"line": {"format": "%(asctime)s [%(request_id)s] %(name)s: %(message)s"}},
+        "handlers": {"console": {"class": "logging.StreamHandler",
+                                 "filters": ["request_id"], "formatter": "line"}},
+        "root": {"handlers": ["console"], "level": "INFO"},
+    })
+
+gunicorn's access log can show it too: ``--access-logformat
+'%(h)s "%(r)s" %(s)s %({x-request-id}o)s'`` prints the response header.
+
+NOTE: the context variable is *set* at the start of each request and never
+reset: the middleware hooks have no "after the body is sent" step, and a
+streamed body's log lines (written while the server iterates it, after
+`after` ran) must still carry the id. Each thread (gunicorn's gthread
+workers) or greenlet has its own value, so concurrent requests never see
+each other's id; a line logged by a worker *between* two requests carries
+the id of the request it last served.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+from contextvars import ContextVar
+
+from ..types import Environ, Headers, WSGIApp
+from .base import Middleware
+
+#: Where the id is kept in the WSGI environ.
+ENVIRON_KEY = "microweb.request_id"
+
+#: The id of the request being served in this thread or task; ``"-"`` outside one.
+current_request_id: ContextVar[str] = ContextVar("microweb.request_id", default="-")
+
+# SECURITY: an incoming id is written into log lines and echoed in a response
+# header. Anything beyond this short, plain alphabet (CR/LF, quotes, spaces,
+# ANSI escapes, megabytes of text, an empty value) could forge log lines,
+# split headers or fill disks, so it is replaced, never echoed or escaped.
+WELL_FORMED_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+# RFC 9110 §5.1/§5.6.2: a field name is a token. "_" is a token character
+# too, but refused here: CGI and WSGI spell both "-" and "_" as "_" in the
+# environ, so an "X_Request_ID" setting could not be told apart from the
+# dashed header (and front-end servers often drop "_" headers entirely).
+FIELD_NAME = re.compile(r"[!#$%&'*+.^`|~0-9A-Za-z-]+")
+
+
+def new_request_id() -> str:
+    """A fresh id: 128 random bits as 32 lower-case hex digits."""
+    return secrets.token_hex(16)
+
+
+class RequestID(Middleware):
+    """Give each request an id: kept from `header` if well formed, else generated."""
+
+    def __init__(self, app: WSGIApp, header: str = "X-Request-ID") -> None:
+        super().__init__(app)
+        if not isinstance(header, str) or not FIELD_NAME.fullmatch(header):
+            raise ValueError(
+                f"RequestID(header={header!r}) is not a header name: use letters, digits "
+                "and '-' (RFC 9110 §5.1; '_' is ambiguous in a WSGI environ)"
+            )
+        self.header = header
+        self.header_lower = header.lower()
+        # PEP 3333 / CGI: request header "X-Request-ID" is environ "HTTP_X_REQUEST_ID".
+        self.environ_key = "HTTP_" + header.upper().replace("-", "_")
+
+    def before(self, environ: Environ) -> WSGIApp | None:
+        incoming = environ.get(self.environ_key, "")
+        # NOTE: two headers of the same name arrive joined by "," (RFC 9110
+        # §5.3), which is not in the alphabet: the pair is replaced too.
+        request_id = incoming if WELL_FORMED_ID.fullmatch(incoming) else new_request_id()
+        environ[ENVIRON_KEY] = request_id
+        current_request_id.set(request_id)
+        return None
+
+    def after(self, environ: Environ, status: str, headers: Headers) -> None:
+        lower = self.header_lower
+        if any(name.lower() == lower for name, _ in headers):
+            headers[:] = [(name, value) for name, value in headers if name.lower() != lower]
+        headers.append((self.header, environ[ENVIRON_KEY]))
+
+
+class RequestIDFilter(logging.Filter):
+    """Set ``record.request_id`` (the current request's id, ``"-"`` outside one).
+
+    It never drops a record. A record that already has a ``request_id``
+    (``logger.info(..., extra={"request_id": ...})``) keeps it.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "request_id"):
+            record.request_id = current_request_id.get()
+        return True
