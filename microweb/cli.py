@@ -18,6 +18,10 @@ default                    why
 ``--limit-request-line``   4094 bytes: long request lines get 414
 ``--limit-request-fields`` 100 headers at most; each at most 8190 bytes
 ``--access-logfile -``     one line per request on stdout
+``--header-map drop``      ``X_Forwarded_For`` (underscore) is dropped, never
+                           merged with ``X-Forwarded-For`` (a spoofing
+                           path around ProxyFix); set here so a config
+                           file cannot quietly change it
 =========================  ==============================================
 
 NOTE: gunicorn 27 opens a control socket at ``~/.gunicorn/gunicorn.ctl``,
@@ -41,6 +45,7 @@ DEFAULTS = [
     "--limit-request-fields", "100",
     "--limit-request-field_size", "8190",
     "--access-logfile", "-",
+    "--header-map", "drop",
 ]  # fmt: skip
 
 

@@ -47,7 +47,7 @@ def make_app() -> App:
 
     @app.get("/{p:path}")
     def any_path(req: Request, p: str) -> Any:
-        return {"trail": req.environ["trail"]}
+        return {"trail": req.environ.get("trail", [])}
 
     return app
 
@@ -101,3 +101,72 @@ def test_middleware_base_is_plain_wsgi_around_any_app() -> None:
     response = Client(Tag(bare, name="solo")).get("/")
     assert response.text == "ok"
     assert response.headers["X-Trail"] == "solo"
+
+
+def default_stack_app() -> App:
+    """The notes-like app with every middleware of this package, added in a scrambled order."""
+    from microweb.middleware import (
+        CORS,
+        HTTPSRedirect,
+        ProxyFix,
+        RequestID,
+        SecurityHeaders,
+        TrustedHost,
+    )
+
+    app = make_app()
+    app.use(CORS, allow_origins=["https://app.example"], allow_credentials=True)
+    app.use(TrustedHost, allowed_hosts=["api.example"])
+    app.use(HTTPSRedirect)
+    app.use(SecurityHeaders)
+    app.use(RequestID)
+    app.use(ProxyFix, x_for=1, x_proto=1)
+    return app
+
+
+def test_use_places_each_middleware_by_the_declared_order() -> None:
+    from microweb.middleware import ORDER
+
+    app = default_stack_app()
+    assert tuple(layer for layer, _ in app.middleware) == ORDER
+    assert isinstance(app._stack, HookChain)
+
+
+def test_routes_command_prints_the_stack_in_request_order() -> None:
+    from microweb.cli import routes_table
+
+    table = routes_table(default_stack_app())
+    names = ["ProxyFix", "RequestID", "SecurityHeaders", "TrustedHost", "HTTPSRedirect", "CORS"]
+    positions = [table.index(f". {name}(") for name in names]
+    assert positions == sorted(positions)
+
+
+HTTPS = {"X-Forwarded-Proto": "https", "Host": "api.example"}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "headers", "status"),
+    [
+        pytest.param("GET", "/x", HTTPS, 200, id="ok"),
+        pytest.param("GET", "/x", {"Host": "evil.example", "X-Forwarded-Proto": "https"}, 400,
+                     id="trusted-host-400"),
+        pytest.param("GET", "/x", {"Host": "api.example"}, 308, id="https-redirect-308"),
+        pytest.param("OPTIONS", "/x", {**HTTPS, "Origin": "https://app.example",
+                                       "Access-Control-Request-Method": "GET"}, 204,
+                     id="cors-preflight-204"),
+        pytest.param("DELETE", "/x", HTTPS, 405, id="405"),
+    ],
+)  # fmt: skip
+def test_early_answers_and_errors_carry_security_headers_and_the_request_id(
+    method: str, path: str, headers: dict[str, str], status: int
+) -> None:
+    """The reason for the order: SecurityHeaders and RequestID sit outside every
+    middleware that can answer on its own (RFC 6797 §7.2: HSTS only over https)."""
+    response = Client(default_stack_app()).request(
+        path, method=method, headers=headers, expect_errors=True
+    )
+    assert response.status_int == status
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["X-Request-ID"]
+    https = headers.get("X-Forwarded-Proto") == "https"
+    assert ("Strict-Transport-Security" in response.headers) == https

@@ -36,17 +36,32 @@ from typing import Any
 
 from ..types import Environ, Headers, StartResponse, WSGIApp
 from .base import Middleware, overrides
+from .cors import CORS
+from .https_redirect import HTTPSRedirect
+from .proxy_fix import ProxyFix
+from .request_id import RequestID, RequestIDFilter
+from .security_headers import SecurityHeaders
+from .trusted_host import TrustedHost
 
-#: The declared order, by class name (outermost first). See the module docs.
-ORDER = ("ProxyFix", "RequestID", "SecurityHeaders", "TrustedHost", "HTTPSRedirect", "CORS")
+#: The declared order, outermost first. See the module docs for the reasons.
+ORDER: tuple[type[Middleware], ...] = (
+    ProxyFix,
+    RequestID,
+    SecurityHeaders,
+    TrustedHost,
+    HTTPSRedirect,
+    CORS,
+)
 
 LayerSpec = tuple[Callable[..., WSGIApp], dict[str, Any]]
 
 
 def position(layer: Callable[..., WSGIApp]) -> int:
-    """Where a middleware class goes in the stack; unknown ones go innermost."""
-    name = getattr(layer, "__name__", "")
-    return ORDER.index(name) if name in ORDER else len(ORDER)
+    """Where a middleware class goes in the stack; other middleware go innermost."""
+    for index, known in enumerate(ORDER):
+        if isinstance(layer, type) and issubclass(layer, known):
+            return index
+    return len(ORDER)
 
 
 def ordered(specs: Sequence[LayerSpec]) -> list[LayerSpec]:
@@ -102,4 +117,18 @@ class HookChain:
         return answer(environ, start)
 
 
-__all__ = ["ORDER", "HookChain", "Middleware", "build_stack", "ordered", "position"]
+__all__ = [
+    "CORS",
+    "ORDER",
+    "HTTPSRedirect",
+    "HookChain",
+    "Middleware",
+    "ProxyFix",
+    "RequestID",
+    "RequestIDFilter",
+    "SecurityHeaders",
+    "TrustedHost",
+    "build_stack",
+    "ordered",
+    "position",
+]
