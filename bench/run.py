@@ -60,7 +60,7 @@ from harness import (  # noqa: E402
 from report import print_checks, print_report  # noqa: E402
 from scenarios import LOOKUP, SCENARIOS, Scenario, filler_probes  # noqa: E402
 
-FRAMEWORKS = ("bare", "microweb", "falcon", "bottle", "flask")
+FRAMEWORKS = ("bare", "microweb", "stack", "falcon", "bottle", "flask")
 ROUTES = 200
 SCALE = (10, 100, 1000)
 

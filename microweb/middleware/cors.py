@@ -45,7 +45,7 @@ from collections.abc import Iterable, Sequence
 
 from ..routing import RouteTable, automatic_options
 from ..types import Environ, Headers, StartResponse, WSGIApp
-from .base import Middleware
+from .base import Middleware, has_header
 
 # RFC 9110 §5.6.2: methods and header names are tokens.
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
@@ -275,6 +275,9 @@ def _replace(headers: Headers, new: Headers) -> None:
 
 def _vary_origin(headers: Headers) -> None:
     """RFC 9110 §12.5.5: add Origin to Vary, inside an existing Vary if there is one."""
+    if not has_header(headers, "vary"):
+        headers.append(("Vary", "Origin"))  # PERF: the usual case, no scan below
+        return
     first = None
     for index, (name, value) in enumerate(headers):
         if name.lower() == "vary":
