@@ -76,11 +76,12 @@ def test_hook_chain_behaves_exactly_like_nested_wsgi_calls(path: str) -> None:
     assert by_hooks.headers.getall("X-Trail") == expected
 
 
-def test_a_foreign_middleware_makes_the_stack_plain_nested_wsgi() -> None:
+def test_a_foreign_middleware_is_a_plain_layer_between_hook_chains() -> None:
     app = make_app()
     app.use(Tag, name="a")
     app.use(Plain)
-    assert not isinstance(app._stack, HookChain)
+    assert isinstance(app._stack, HookChain)
+    assert isinstance(app._stack.app, Plain)
     response = Client(app).get("/x")
     assert response.json == {"trail": ["a", "plain"]}
     assert response.headers.getall("X-Trail") == ["a"]

@@ -71,15 +71,24 @@ def ordered(specs: Sequence[LayerSpec]) -> list[LayerSpec]:
 
 
 def build_stack(app: WSGIApp, specs: Sequence[LayerSpec]) -> WSGIApp:
-    """Wrap `app` in the middleware `specs` (already in stack order)."""
-    wsgi = app
-    layers: list[Any] = []
+    """Wrap `app` in the middleware `specs` (already in stack order, outermost first).
+
+    Runs of consecutive `Middleware` become one `HookChain` each; any other
+    middleware (one that wraps the body, or is not microweb's) is a plain
+    WSGI layer between them.
+    """
+    inner: WSGIApp = app
+    run: list[Middleware] = []  # hook layers (innermost last) not yet chained around `inner`
     for layer, options in reversed(specs):
-        wsgi = layer(wsgi, **options)
-        layers.insert(0, wsgi)
-    if layers and all(isinstance(layer, Middleware) for layer in layers):
-        return HookChain(app, layers)
-    return wsgi
+        if isinstance(layer, type) and issubclass(layer, Middleware):
+            # Built around the next layer in, so it also works called on its own.
+            run.insert(0, layer(run[0] if run else inner, **options))
+            continue
+        if run:  # a plain layer: the hooks inside it become one chain first
+            inner, run = HookChain(inner, run), []
+        wrapper: Callable[..., WSGIApp] = layer
+        inner = wrapper(inner, **options)
+    return HookChain(inner, run) if run else inner
 
 
 class HookChain:
