@@ -70,6 +70,10 @@ def ordered(specs: Sequence[LayerSpec]) -> list[LayerSpec]:
     return sorted(specs, key=lambda spec: position(spec[0]))
 
 
+def is_hook_layer(layer: Callable[..., WSGIApp]) -> bool:
+    return isinstance(layer, type) and issubclass(layer, Middleware)
+
+
 def build_stack(app: WSGIApp, specs: Sequence[LayerSpec]) -> WSGIApp:
     """Wrap `app` in the middleware `specs` (already in stack order, outermost first).
 
@@ -80,14 +84,13 @@ def build_stack(app: WSGIApp, specs: Sequence[LayerSpec]) -> WSGIApp:
     inner: WSGIApp = app
     run: list[Middleware] = []  # hook layers (innermost last) not yet chained around `inner`
     for layer, options in reversed(specs):
-        if isinstance(layer, type) and issubclass(layer, Middleware):
+        if is_hook_layer(layer):
             # Built around the next layer in, so it also works called on its own.
             run.insert(0, layer(run[0] if run else inner, **options))
             continue
         if run:  # a plain layer: the hooks inside it become one chain first
             inner, run = HookChain(inner, run), []
-        wrapper: Callable[..., WSGIApp] = layer
-        inner = wrapper(inner, **options)
+        inner = layer(inner, **options)
     return HookChain(inner, run) if run else inner
 
 
