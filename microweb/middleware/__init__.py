@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 from ..types import Environ, Headers, StartResponse, WSGIApp
 from .base import Middleware, overrides
@@ -86,7 +86,8 @@ def build_stack(app: WSGIApp, specs: Sequence[LayerSpec]) -> WSGIApp:
     for layer, options in reversed(specs):
         if is_hook_layer(layer):
             # Built around the next layer in, so it also works called on its own.
-            run.insert(0, layer(run[0] if run else inner, **options))
+            hook = layer(run[0] if run else inner, **options)
+            run.insert(0, cast(Middleware, hook))
             continue
         if run:  # a plain layer: the hooks inside it become one chain first
             inner, run = HookChain(inner, run), []
