@@ -20,9 +20,9 @@ from microweb.middleware import CORS, ProxyFix, RequestID, SecurityHeaders, Trus
 
 def build(n_routes: int) -> App:
     app = apps_microweb.build(n_routes)
-    app.use(ProxyFix, x_for=1, x_proto=1)
+    app.use(ProxyFix, x_for=1, x_proto=1, trusted=["127.0.0.1"])
     app.use(RequestID)
     app.use(SecurityHeaders)
     app.use(TrustedHost, allowed_hosts=["localhost", "127.0.0.1"])
-    app.use(CORS, allow_origins=["https://app.example"])
+    app.use(CORS, allow_origins=["https://app.example"], allow_headers=["Authorization"])
     return app

@@ -171,3 +171,23 @@ def test_early_answers_and_errors_carry_security_headers_and_the_request_id(
     assert response.headers["X-Request-ID"]
     https = headers.get("X-Forwarded-Proto") == "https"
     assert ("Strict-Transport-Security" in response.headers) == https
+
+
+def test_fetch_cors_preflight_grants_route_methods_through_other_middleware() -> None:
+    """CORS(allow_methods=None) reads the route table even with a layer between it and the App."""
+    from microweb.middleware import CORS
+
+    app = App()
+
+    @app.route("/doc", methods=["GET", "PUT"])
+    def doc(req: Request) -> str:
+        return "doc"
+
+    app.use(CORS, allow_origins=["https://app.example"])
+    app.use(Tag, name="between")  # not in ORDER: goes inside CORS
+    response = Client(app).options(
+        "/doc",
+        headers={"Origin": "https://app.example", "Access-Control-Request-Method": "PUT"},
+    )
+    assert response.status_int == 204
+    assert "PUT" in response.headers["Access-Control-Allow-Methods"]

@@ -22,9 +22,10 @@ The order, and why:
 6. **CORS** — answers preflights before the app (and its auth) runs: a
    preflight carries no credentials and must not be refused for that.
 
-Inside an `App`, a stack made only of `Middleware` subclasses runs as a
-`HookChain`: the hooks are called in a loop from one frame, with one
-``start_response`` wrapper for all of them. It behaves exactly like the
+Inside an `App`, each run of consecutive `Middleware` subclasses runs as a
+`HookChain` (other middleware, such as those that wrap the body, stay plain
+WSGI layers between chains): the hooks are called in a loop from one frame,
+with one ``start_response`` wrapper for all of them. It behaves exactly like the
 nested WSGI calls (an early answer from layer *n* is seen by the `after`
 hooks of layers 1..n-1 only), at a fraction of the cost.
 """

@@ -11,8 +11,8 @@ around *any* PEP 3333 app (a Flask app too). Most of them only need to
 
 A subclass overrides one or both; `__call__` turns them into an ordinary
 WSGI call. Inside a microweb `App`, the stack calls the hooks directly
-instead (see `microweb.middleware.HookChain`), so that five middleware do
-not cost five WSGI round trips and five ``start_response`` wrappers.
+instead (see `microweb.middleware.HookChain`), so that six middleware do
+not cost six WSGI round trips and six ``start_response`` wrappers.
 
 Options are validated in ``__init__`` (a bad option is a ``ValueError`` at
 startup, never a surprise per request), and whatever can be computed once —

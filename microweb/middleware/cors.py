@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from ..routing import RouteTable, automatic_options
 from ..types import Environ, Headers, StartResponse, WSGIApp
@@ -154,8 +155,7 @@ class CORS(Middleware):
         self.methods_value = ", ".join(sorted(methods))
         self.headers = SAFELISTED_HEADERS | {header.lower() for header in headers}
         # allow_methods=None reads the route table of a microweb App (or its dispatch).
-        router = getattr(getattr(app, "__self__", app), "router", None)
-        self.router = router if isinstance(router, RouteTable) else None
+        self.router = find_router(app)
         # PERF: every header that does not depend on the request is built once.
         vary = [] if self.any_origin else [("Vary", "Origin")]
         credentials = [("Access-Control-Allow-Credentials", "true")] if allow_credentials else []
@@ -264,6 +264,23 @@ def _answer(status: str, headers: Headers, text: str = "") -> WSGIApp:
         return [body] if body else []
 
     return answer
+
+
+def find_router(app: Any) -> RouteTable | None:
+    """The route table of the microweb App under `app`, following each layer's `.app`.
+
+    Other middleware may sit between CORS and the App (``app.use`` puts
+    unknown ones innermost); the convention of keeping the wrapped app in
+    ``.app`` (microweb's, Werkzeug's) lets CORS still find the routes.
+    """
+    for _ in range(32):  # a stack deeper than this is not one
+        router = getattr(getattr(app, "__self__", app), "router", None)
+        if isinstance(router, RouteTable):
+            return router
+        app = getattr(app, "app", None)
+        if app is None:
+            return None
+    return None
 
 
 def _replace(headers: Headers, new: Headers) -> None:

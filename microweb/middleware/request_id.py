@@ -9,8 +9,8 @@ gets its id in `before`, from one of two places:
    ``A-Z a-z 0-9 . _ : -``. That covers what proxies send (nginx's
    ``$request_id``, Heroku's router) and UUIDs, so one id can follow a
    request through every hop.
-2. **Otherwise** a new one: 128 random bits as 32 hex digits
-   (``secrets.token_hex(16)``, as random as a UUID4).
+2. **Otherwise** a new one: 128 random bits as 32 hex digits, from
+   `random` (a correlation id is not a secret; see `new_request_id`).
 
 The id is then
 
