@@ -26,6 +26,7 @@ from .request import DEFAULT_MAX_BODY_SIZE, Request
 from .response import to_response
 from .routing import Handler, Route, RouteTable, parse_template
 from .types import Environ, StartResponse, WSGIApp
+from .uploads import FormLimits
 from .wsgi import Mount
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -102,10 +103,17 @@ class Router(RouteDecorators):
 class App(RouteDecorators):
     """A microweb application: ``app = App()``, then ``@app.get("/")``."""
 
-    def __init__(self, debug: bool = False, max_body_size: int = DEFAULT_MAX_BODY_SIZE) -> None:
+    def __init__(
+        self,
+        debug: bool = False,
+        max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+        form_limits: FormLimits | None = None,
+    ) -> None:
         if max_body_size < 0:
             raise ValueError("max_body_size must be >= 0")
         self.max_body_size = max_body_size
+        #: Limits on multipart forms beyond the body cap (parts, headers, fields).
+        self.form_limits = form_limits or FormLimits()
         self.router = RouteTable()
         self.converters: dict[str, type[Converter]] = dict(BUILTIN_CONVERTERS)
         self.errors = ErrorHandlers(debug)

@@ -35,6 +35,7 @@ from webob.multidict import GetDict, MultiDict
 
 from .errors import HTTPError
 from .types import Environ
+from .uploads import DEFAULT_LIMITS, Upload, parse_multipart
 
 if TYPE_CHECKING:
     from .app import App
@@ -120,6 +121,7 @@ class Request(webob.Request):
         webob.Request.body.fset(self, value)  # type: ignore[attr-defined]
         self.environ["microweb.body"] = value
         self.environ.pop("microweb.json", None)
+        self.environ.pop("microweb.form", None)
 
     @property
     def json(self) -> Any:
@@ -169,16 +171,36 @@ class Request(webob.Request):
         return super().POST
 
     @property
-    def form(self) -> MultiDict[str, Any]:
-        """Fields of an urlencoded or multipart form body (empty for other bodies)."""
+    def form(self) -> MultiDict[str, str]:
+        """Text fields of an urlencoded or multipart form body (empty for other bodies).
+
+        A multipart body (RFC 7578) is streamed from ``wsgi.input`` once, on
+        the first use of `form` or `files`, under the limits in `microweb.uploads`
+        (413/400); it is not kept, so `body` cannot be read after it.
+        """
+        return self._form()[0]
+
+    @property
+    def files(self) -> MultiDict[str, Upload]:
+        """Uploaded files (`Upload` objects) of a multipart form body, by field name."""
+        return self._form()[1]
+
+    def _form(self) -> tuple[MultiDict[str, str], MultiDict[str, Upload]]:
         env = self.environ
+        cached = env.get("microweb.form")
+        if cached is not None:
+            return cached  # type: ignore[no-any-return]
+        result: tuple[MultiDict[str, str], MultiDict[str, Upload]]
         mime = env.get("CONTENT_TYPE", "").partition(";")[0].strip().lower()
         if mime == "application/x-www-form-urlencoded":
-            return MultiDict(self._parse_pairs(self.body.decode("latin-1")))
-        if mime == "multipart/form-data":
-            fields = self.POST
-            return fields if isinstance(fields, MultiDict) else MultiDict()
-        return MultiDict()
+            result = (MultiDict(self._parse_pairs(self.body.decode("latin-1"))), MultiDict())
+        elif mime == "multipart/form-data":
+            limits = getattr(self.app, "form_limits", None) or DEFAULT_LIMITS
+            result = parse_multipart(env, self.max_body_size, limits)
+        else:
+            result = (MultiDict(), MultiDict())
+        env["microweb.form"] = result
+        return result
 
     @property
     def client_addr(self) -> str | None:

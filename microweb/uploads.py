@@ -1,0 +1,295 @@
+"""Uploads: ``req.form`` and ``req.files`` from a ``multipart/form-data`` body (RFC 7578).
+
+How a body is read. `parse_multipart` never holds the body in memory whole:
+it reads ``wsgi.input`` in 64 KiB chunks (`body_chunks`), counting bytes
+against the app's ``max_body_size``, and pushes each chunk into the
+``multipart`` package's `PushMultipartParser`. That parser keeps no more
+than a boundary's worth of bytes between chunks and yields events: a part's
+headers, then chunks of its body, then ``None`` at its end. A text field
+(a part without a ``filename``) is collected in memory and decoded as UTF-8;
+a file (a part with one, even ``filename=""``) goes into a
+`tempfile.SpooledTemporaryFile` that moves to disk above ``spool_size``.
+The result, two `MultiDict` objects, is built once per request and cached.
+
+The limits (`FormLimits`), and the attack each one stops:
+
+- **Total size** — the app's ``max_body_size`` (1 MiB unless configured):
+  a ``Content-Length`` above it is refused before anything is read; a
+  chunked body is counted as it streams and cut off at the cap (413,
+  RFC 9110 §15.5.14). This also bounds every file: one part cannot be
+  bigger than the body. Stops disk and memory exhaustion.
+- **Parts** (``max_parts=128``, 413) — each part costs a header parse and
+  two dict entries; 10,000 empty parts in a small body would otherwise be
+  cheap to send and dear to handle (RFC 7578 §7, CVE-2023-25577 Werkzeug).
+- **Header lines** (``max_header_size=8 KiB`` per line, at most 8 lines a
+  part, 413) — a header that never ends would otherwise be buffered whole.
+- **Text fields** (``max_field_size=64 KiB``, 413) — fields are kept in
+  memory, so each is bounded on its own, before the next byte is stored.
+- **Preamble** (``max_preamble_size=1 KiB``, 400) — bytes before the first
+  boundary (RFC 2046 §5.1.1) are ignored by the standard; browsers send
+  none, so a long preamble is a client wasting the server's time.
+
+Time is linear in the body: the parser looks for the delimiter with
+``bytes.find`` and re-examines at most a boundary's length at a chunk's end,
+so a body of ``\\r`` bytes or near-miss boundaries costs one pass. A body
+the parser rejects (no boundary, a bad header, a part without
+``Content-Disposition: form-data``, an unterminated stream, invalid UTF-8)
+is a 400; nothing here answers 500 to a client's bytes.
+"""
+
+from __future__ import annotations
+
+import shutil
+import weakref
+from collections.abc import Iterator
+from dataclasses import dataclass
+from os import PathLike
+from tempfile import SpooledTemporaryFile
+from typing import IO, Any
+
+from multipart import (  # type: ignore[import-untyped]  # ships no type hints
+    MultipartSegment,
+    ParserError,
+    ParserLimitReached,
+    PushMultipartParser,
+    parse_options_header,
+)
+from webob.multidict import MultiDict
+
+from .errors import HTTPError
+from .types import Environ
+
+READ_SIZE = 65_536
+
+
+@dataclass(frozen=True)
+class FormLimits:
+    """Limits on a multipart body; ``App.form_limits`` overrides the defaults."""
+
+    max_parts: int = 128
+    max_header_size: int = 8_192
+    max_field_size: int = 65_536
+    max_preamble_size: int = 1_024
+    spool_size: int = 65_536
+
+    def __post_init__(self) -> None:
+        for name, value in vars(self).items():
+            if not isinstance(value, int) or value < 0:
+                raise ValueError(f"FormLimits.{name} must be an int >= 0, not {value!r}")
+
+
+DEFAULT_LIMITS = FormLimits()
+
+
+def safe_filename(raw: str) -> str:
+    """The last path segment of `raw`, with no separators, NUL or control characters.
+
+    RFC 7578 §4.2: the filename is only a hint, and a receiver must not use
+    it as a path. Names made of dots and spaces only (``..``; Windows drops
+    trailing dots and spaces) become ``""``.
+    """
+    name = raw.replace("\\", "/").rpartition("/")[2]
+    name = "".join(ch for ch in name if ch >= " " and ch != "\x7f")
+    return "" if not name.strip(". ") else name
+
+
+class Upload:
+    """One uploaded file: ``req.files["photo"]``.
+
+    ``name`` is the form field, ``filename`` the client's name for it made
+    safe (`safe_filename`; ``""`` when the form was sent with no file chosen),
+    ``raw_filename`` exactly what the client sent, ``content_type`` the part's
+    media type (lower-cased, no parameters; ``text/plain`` when absent, RFC
+    7578 §4.4), ``size`` its length in bytes, ``file`` a binary file object
+    positioned at 0. The file is closed when the Upload is garbage-collected
+    (at the end of the request) or by `close()`.
+    """
+
+    def __init__(
+        self, name: str, raw_filename: str, content_type: str, file: IO[bytes], size: int
+    ) -> None:
+        self.name = name
+        self.raw_filename = raw_filename
+        self.filename = safe_filename(raw_filename)
+        self.content_type = content_type
+        self.file = file
+        self.size = size
+        # NOTE: a spooled file on disk warns (ResourceWarning) if never closed.
+        self._closer = weakref.finalize(self, file.close)
+
+    def read(self, size: int = -1) -> bytes:
+        """Read from `file` (from its current position, as file objects do)."""
+        return self.file.read(size)
+
+    def save(self, path: str | PathLike[str], *, overwrite: bool = False) -> None:
+        """Copy the whole file to `path`; `FileExistsError` if it exists, unless `overwrite`.
+
+        SECURITY: build `path` yourself; ``filename`` is safe as a last path
+        segment but may collide with another upload's, hence no overwrite by default.
+        """
+        self.file.seek(0)
+        with open(path, "wb" if overwrite else "xb") as target:
+            shutil.copyfileobj(self.file, target)
+        self.file.seek(0)
+
+    def close(self) -> None:
+        self._closer()
+
+    def __repr__(self) -> str:
+        return f"<Upload {self.name!r}: {self.filename!r} {self.content_type} {self.size} bytes>"
+
+
+def body_chunks(environ: Environ, limit: int) -> Iterator[bytes]:
+    """The request body in chunks of at most 64 KiB, `limit` bytes at most, or a 4xx."""
+    body: bytes | None = environ.get("microweb.body")
+    if body is not None:  # already read whole (req.body came first)
+        if len(body) > limit:
+            raise HTTPError(413, f"The request body is larger than {limit} bytes.")
+        view = memoryview(body)
+        yield from (bytes(view[i : i + READ_SIZE]) for i in range(0, len(body), READ_SIZE))
+        return
+    stream = environ["wsgi.input"]
+    length_text = environ.get("CONTENT_LENGTH")
+    if length_text:
+        if not (length_text.isascii() and length_text.isdigit()):
+            raise HTTPError(400, "Content-Length is not a number.")
+        remaining = int(length_text)
+        if remaining > limit:  # RFC 9110 §15.5.14: refused before reading
+            raise HTTPError(413, f"The request body is larger than {limit} bytes.")
+        while remaining:
+            chunk = _read(stream, min(READ_SIZE, remaining))
+            if not chunk:
+                raise HTTPError(400, "The request body ended early.")
+            remaining -= len(chunk)
+            yield chunk
+        return
+    if "chunked" not in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+        return  # RFC 9112 §6.3: neither length nor chunked means no body.
+    total = 0
+    while chunk := _read(stream, min(READ_SIZE, limit + 1 - total)):
+        total += len(chunk)
+        if total > limit:
+            raise HTTPError(413, f"The request body is larger than {limit} bytes.")
+        yield chunk
+
+
+def _read(stream: Any, size: int) -> bytes:
+    try:
+        return stream.read(size)  # type: ignore[no-any-return]
+    except Exception as exc:  # see request._read: the server's own errors are the client's
+        raise HTTPError(400, "The request body could not be read.") from exc
+
+
+def boundary_of(content_type: str) -> bytes:
+    """The boundary parameter, checked against RFC 2046 §5.1.1 (1-70 characters), or 400."""
+    _, options = parse_options_header(content_type)
+    boundary: str = options.get("boundary", "")
+    if not 1 <= len(boundary) <= 70 or not boundary.isascii() or not boundary.isprintable():
+        raise HTTPError(400, "The multipart Content-Type has no valid boundary.")
+    return boundary.encode("ascii")
+
+
+Fields = MultiDict[str, str]
+Files = MultiDict[str, Upload]
+
+
+def parse_multipart(
+    environ: Environ, max_body_size: int, limits: FormLimits = DEFAULT_LIMITS
+) -> tuple[Fields, Files]:
+    """Parse a ``multipart/form-data`` body into (fields, files), streaming, or raise 4xx."""
+    boundary = boundary_of(environ.get("CONTENT_TYPE", ""))
+    form = _Form(limits)
+    try:
+        form.feed(boundary, body_chunks(environ, max_body_size))
+    except ParserLimitReached as exc:
+        form.discard()
+        raise HTTPError(413, f"The multipart body exceeds a limit: {exc}.") from exc
+    except ParserError as exc:
+        form.discard()
+        raise HTTPError(400, f"The multipart body is malformed: {exc}.") from exc
+    except BaseException:
+        form.discard()
+        raise
+    return form.fields, form.files
+
+
+class _Form:
+    """The state of one parse: the part being read, and the finished ones."""
+
+    def __init__(self, limits: FormLimits) -> None:
+        self.limits = limits
+        self.fields: Fields = MultiDict()
+        self.files: Files = MultiDict()
+        self.segment: Any = None  # the multipart.MultipartSegment being read
+        self.text = bytearray()  # its bytes, if it is a field
+        self.spool: SpooledTemporaryFile[bytes] | None = None  # or its file
+
+    def feed(self, boundary: bytes, chunks: Iterator[bytes]) -> None:
+        limits = self.limits
+        parser = PushMultipartParser(
+            boundary,
+            max_header_size=limits.max_header_size,
+            max_segment_count=limits.max_parts,
+        )
+        head = self._skip_preamble(b"--" + boundary, chunks)
+        self._handle(parser.parse(head))
+        for chunk in chunks:
+            self._handle(parser.parse(chunk))
+        self._handle(parser.parse(b""))  # end of input: ParserError unless complete
+
+    def _skip_preamble(self, dash_boundary: bytes, chunks: Iterator[bytes]) -> bytes:
+        """The body up to and past its first boundary, once it is found close to the start.
+
+        RFC 2046 §5.1.1 allows a preamble; `PushMultipartParser` skips any amount.
+        """
+        head = bytearray()
+        window = self.limits.max_preamble_size + len(dash_boundary)
+        for chunk in chunks:
+            head += chunk
+            if head.find(dash_boundary, 0, window) != -1:
+                return bytes(head)
+            if len(head) >= window:
+                break
+        if not head:
+            raise ParserError("the body is empty")
+        raise ParserError(f"no boundary in the first {window} bytes")
+
+    def _handle(self, events: Iterator[Any]) -> None:
+        for event in events:
+            if isinstance(event, bytes):
+                if self.spool is not None:
+                    self.spool.write(event)
+                elif len(self.text) + len(event) > self.limits.max_field_size:
+                    raise ParserLimitReached(f"a field is over {self.limits.max_field_size} bytes")
+                else:
+                    self.text += event
+            elif isinstance(event, MultipartSegment):
+                self.segment = event
+                if event.filename is not None:
+                    # NOTE: closed by its Upload, or by discard() on failure.
+                    self.spool = SpooledTemporaryFile(max_size=self.limits.spool_size)  # noqa: SIM115
+            else:
+                self._finish_part()
+
+    def _finish_part(self) -> None:
+        segment, spool = self.segment, self.spool
+        name: str = segment.name
+        if spool is None:
+            try:
+                self.fields.add(name, self.text.decode("utf-8"))
+            except UnicodeDecodeError as exc:
+                raise ParserError(f"field {name!r} is not valid UTF-8") from exc
+            self.text.clear()
+            return
+        spool.seek(0)
+        content_type = segment.content_type or "text/plain"
+        upload = Upload(name, segment.filename, content_type, spool, segment.size)
+        self.files.add(name, upload)
+        self.spool = None
+
+    def discard(self) -> None:
+        """Close every file already spooled (the parse failed)."""
+        if self.spool is not None:
+            self.spool.close()
+        for upload in self.files.values():
+            upload.close()
