@@ -7,8 +7,20 @@ module (``microweb.testing.Client``, ``microweb.routing.RouteConflict``...).
 from .app import App, Router
 from .converters import Converter
 from .errors import HTTPError
+from .negotiation import negotiate
 from .request import Request
 from .response import Response, redirect
+from .streaming import EventStream
 
-__all__ = ["App", "Converter", "HTTPError", "Request", "Response", "Router", "redirect"]
+__all__ = [
+    "App",
+    "Converter",
+    "EventStream",
+    "HTTPError",
+    "Request",
+    "Response",
+    "Router",
+    "negotiate",
+    "redirect",
+]
 __version__ = "0.1.0"
