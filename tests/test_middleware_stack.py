@@ -108,6 +108,8 @@ def default_stack_app() -> App:
     """The notes-like app with every middleware of this package, added in a scrambled order."""
     from microweb.middleware import (
         CORS,
+        ETag,
+        GZip,
         HTTPSRedirect,
         ProxyFix,
         RequestID,
@@ -116,7 +118,9 @@ def default_stack_app() -> App:
     )
 
     app = make_app()
+    app.use(ETag)
     app.use(CORS, allow_origins=["https://app.example"], allow_credentials=True)
+    app.use(GZip)
     app.use(TrustedHost, allowed_hosts=["api.example"])
     app.use(HTTPSRedirect)
     app.use(SecurityHeaders)
@@ -130,14 +134,19 @@ def test_use_places_each_middleware_by_the_declared_order() -> None:
 
     app = default_stack_app()
     assert tuple(layer for layer, _ in app.middleware) == ORDER
+    # The six hook middleware run as one chain, around the two that wrap the body.
     assert isinstance(app._stack, HookChain)
+    assert [type(layer).__name__ for layer in app._stack.layers] == [
+        "ProxyFix", "RequestID", "SecurityHeaders", "TrustedHost", "HTTPSRedirect", "CORS"
+    ]
 
 
 def test_routes_command_prints_the_stack_in_request_order() -> None:
     from microweb.cli import routes_table
 
     table = routes_table(default_stack_app())
-    names = ["ProxyFix", "RequestID", "SecurityHeaders", "TrustedHost", "HTTPSRedirect", "CORS"]
+    names = ["ProxyFix", "RequestID", "SecurityHeaders", "TrustedHost", "HTTPSRedirect", "CORS",
+             "GZip", "ETag"]
     positions = [table.index(f". {name}(") for name in names]
     assert positions == sorted(positions)
 

@@ -21,6 +21,15 @@ The order, and why:
    sent to https before anything else is done for it.
 6. **CORS** — answers preflights before the app (and its auth) runs: a
    preflight carries no credentials and must not be refused for that.
+7. **GZip** — outside ETag: ETag hashes the identity bytes, and GZip gives
+   the gzip representation its own tag (``"x-gzip"``) and maps a client's
+   ``If-None-Match: "x-gzip"`` back, so a revalidating client gets its 304
+   (RFC 9110 §8.8.3: two representations never share a strong tag). A
+   304 decided inside costs no compression.
+8. **ETag** — innermost, next to the app: it hashes exactly the bytes the
+   app produced and answers 304/412/428 before any outer layer handles a
+   body. GZip and ETag wrap the body, so they are plain WSGI layers, not
+   hooks.
 
 Inside an `App`, each run of consecutive `Middleware` subclasses runs as a
 `HookChain` (other middleware, such as those that wrap the body, stay plain
@@ -39,6 +48,8 @@ from typing import Any, cast
 from ..types import Environ, Headers, StartResponse, WSGIApp
 from .base import Middleware, overrides
 from .cors import CORS
+from .etag import ETag
+from .gzip import GZip
 from .https_redirect import HTTPSRedirect
 from .proxy_fix import ProxyFix
 from .request_id import RequestID, RequestIDFilter
@@ -46,13 +57,15 @@ from .security_headers import SecurityHeaders
 from .trusted_host import TrustedHost
 
 #: The declared order, outermost first. See the module docs for the reasons.
-ORDER: tuple[type[Middleware], ...] = (
+ORDER: tuple[type, ...] = (
     ProxyFix,
     RequestID,
     SecurityHeaders,
     TrustedHost,
     HTTPSRedirect,
     CORS,
+    GZip,
+    ETag,
 )
 
 LayerSpec = tuple[Callable[..., WSGIApp], dict[str, Any]]
@@ -144,6 +157,8 @@ def run_afters(
 __all__ = [
     "CORS",
     "ORDER",
+    "ETag",
+    "GZip",
     "HTTPSRedirect",
     "HookChain",
     "Middleware",
