@@ -25,6 +25,7 @@ from .middleware import build_stack, ordered
 from .request import DEFAULT_MAX_BODY_SIZE, Request
 from .response import to_response
 from .routing import Handler, Route, RouteTable, parse_template
+from .static import StaticFiles
 from .types import Environ, StartResponse, WSGIApp
 from .uploads import FormLimits
 from .wsgi import Mount
@@ -196,6 +197,16 @@ class App(RouteDecorators):
         if not prefix.startswith("/") or prefix.endswith("/"):
             raise ValueError(f"a mount prefix starts with '/', without one at the end: {prefix!r}")
         self.router.mount(Mount(prefix, app))
+
+    def static(
+        self, url_prefix: str, directory: str, max_age: int = 0, immutable: bool = False
+    ) -> None:
+        """Serve the files under `directory` at `url_prefix` (ranges, validators, no traversal).
+
+        See `microweb.static.StaticFiles`; ``max_age`` and ``immutable`` set
+        ``Cache-Control`` (``immutable`` for fingerprinted file names).
+        """
+        self.mount(url_prefix, StaticFiles(directory, max_age=max_age, immutable=immutable))
 
     def errorhandler(self, key: int | type[BaseException]) -> Callable[[F], F]:
         """``@app.errorhandler(404)`` or ``@app.errorhandler(KeyError)``: ``f(req, error)``."""

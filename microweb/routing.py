@@ -306,7 +306,9 @@ class RouteTable:
             return missing_host, {}
         if self.mounts:
             mount = self._mount_for(path)
-            if mount is not None:
+            # A route for exactly the mount's prefix wins over the mount, so
+            # GET/POST /files can sit beside static files under /files/.
+            if mount is not None and (path != mount.wsgi_prefix or path not in self.static):
                 return mounted, {"mount": mount}
         # WSGI gives PATH_INFO as bytes decoded with latin-1 (PEP 3333); routes are text.
         if not path.isascii():

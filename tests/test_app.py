@@ -182,3 +182,19 @@ def test_rfc9110_15_5_6_custom_405_handler_keeps_status_and_allow() -> None:
     response = Client(app).delete("/", status=405)
     assert response.headers["Allow"] == "GET, HEAD, OPTIONS"
     assert response.json == {"error": "Method Not Allowed", "allowed": "GET, HEAD, OPTIONS"}
+
+
+def test_app_static_serves_files_with_validators_and_ranges(tmp_path: Any) -> None:
+    """RFC 9110 §14.2 (Range) and §8.8 (validators), through app.static()."""
+    (tmp_path / "a.txt").write_bytes(b"0123456789")
+    app = App()
+    app.static("/static", str(tmp_path), max_age=60)
+    client = Client(app)
+    whole = client.get("/static/a.txt")
+    assert whole.body == b"0123456789"
+    assert whole.headers["Cache-Control"] == "max-age=60"
+    assert whole.headers["ETag"].startswith('"')
+    part = client.get("/static/a.txt", headers={"Range": "bytes=-3"}, status=206)
+    assert part.body == b"789"
+    client.get("/static/../etc/passwd", status=404)
+    client.get("/static/a.txt", headers={"If-None-Match": whole.headers["ETag"]}, status=304)

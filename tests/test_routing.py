@@ -363,3 +363,17 @@ def test_mount_shifts_script_name_and_path_info() -> None:
     assert client.get("/legacyx").json["route"] == "sibling"
     with pytest.raises(ValueError):
         app.mount("/bad/", legacy)
+
+
+def test_a_route_for_exactly_the_mount_prefix_wins() -> None:
+    def files(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"mounted"]
+
+    app = App()
+    app.mount("/files", files)
+    app.add_route("/files", echo("listing"), ["GET", "POST"])
+    client = Client(app)
+    assert client.get("/files").json["route"] == "listing"
+    assert client.post("/files").json["route"] == "listing"
+    assert client.get("/files/a.txt").text == "mounted"
