@@ -208,6 +208,28 @@ class Request(webob.Request):
         return self.environ.get("REMOTE_ADDR")
 
     @property
+    def session(self) -> Any:
+        """The session (a dict with ``rotate()``/``invalidate()``) from `CookieSessions`
+        or `ServerSessions` (microweb.sessions)."""
+        try:
+            return self.environ["microweb.session"]
+        except KeyError:
+            raise RuntimeError(
+                "req.session needs a session middleware: app.use(CookieSessions, ...) "
+                "or app.use(ServerSessions, ...)"
+            ) from None
+
+    @property
+    def claims(self) -> dict[str, Any]:
+        """The verified JWT claims, set by ``@auth.required(...)`` (microweb.auth)."""
+        try:
+            return self.environ["microweb.claims"]  # type: ignore[no-any-return]
+        except KeyError:
+            raise RuntimeError(
+                "req.claims is set by a handler decorated with @auth.required"
+            ) from None
+
+    @property
     def request_id(self) -> str | None:
         """The id the `RequestID` middleware gave this request (None without it)."""
         return self.environ.get("microweb.request_id")
