@@ -108,6 +108,7 @@ def default_stack_app() -> App:
     """The notes-like app with every middleware of this package, added in a scrambled order."""
     from microweb.middleware import (
         CORS,
+        CrossOriginProtection,
         ETag,
         GZip,
         HTTPSRedirect,
@@ -119,6 +120,7 @@ def default_stack_app() -> App:
 
     app = make_app()
     app.use(ETag)
+    app.use(CrossOriginProtection)
     app.use(CORS, allow_origins=["https://app.example"], allow_credentials=True)
     app.use(GZip)
     app.use(TrustedHost, allowed_hosts=["api.example"])
@@ -137,7 +139,8 @@ def test_use_places_each_middleware_by_the_declared_order() -> None:
     # The six hook middleware run as one chain, around the two that wrap the body.
     assert isinstance(app._stack, HookChain)
     assert [type(layer).__name__ for layer in app._stack.layers] == [
-        "ProxyFix", "RequestID", "SecurityHeaders", "TrustedHost", "HTTPSRedirect", "CORS"
+        "ProxyFix", "RequestID", "SecurityHeaders", "TrustedHost", "HTTPSRedirect", "CORS",
+        "CrossOriginProtection",
     ]
 
 
@@ -146,7 +149,7 @@ def test_routes_command_prints_the_stack_in_request_order() -> None:
 
     table = routes_table(default_stack_app())
     names = ["ProxyFix", "RequestID", "SecurityHeaders", "TrustedHost", "HTTPSRedirect", "CORS",
-             "GZip", "ETag"]
+             "CrossOriginProtection", "GZip", "ETag"]
     positions = [table.index(f". {name}(") for name in names]
     assert positions == sorted(positions)
 

@@ -21,12 +21,17 @@ The order, and why:
    sent to https before anything else is done for it.
 6. **CORS** — answers preflights before the app (and its auth) runs: a
    preflight carries no credentials and must not be refused for that.
-7. **GZip** — outside ETag: ETag hashes the identity bytes, and GZip gives
+7. **CrossOriginProtection** — after CORS (preflights are answered first,
+   and its 403 still carries the CORS grant, so a page can read why it was
+   refused), after ProxyFix and TrustedHost (it compares Origin with the
+   scheme and Host they established), and before sessions and the app, so
+   a refused cross-site request never loads a session or changes anything.
+8. **GZip** — outside ETag: ETag hashes the identity bytes, and GZip gives
    the gzip representation its own tag (``"x-gzip"``) and maps a client's
    ``If-None-Match: "x-gzip"`` back, so a revalidating client gets its 304
    (RFC 9110 §8.8.3: two representations never share a strong tag). A
    304 decided inside costs no compression.
-8. **ETag** — innermost, next to the app: it hashes exactly the bytes the
+9. **ETag** — innermost, next to the app: it hashes exactly the bytes the
    app produced and answers 304/412/428 before any outer layer handles a
    body. GZip and ETag wrap the body, so they are plain WSGI layers, not
    hooks.
@@ -48,6 +53,7 @@ from typing import Any, cast
 from ..types import Environ, Headers, StartResponse, WSGIApp
 from .base import Middleware, overrides
 from .cors import CORS
+from .csrf import CrossOriginProtection, csrf_exempt
 from .etag import ETag
 from .gzip import GZip
 from .https_redirect import HTTPSRedirect
@@ -64,6 +70,7 @@ ORDER: tuple[type, ...] = (
     TrustedHost,
     HTTPSRedirect,
     CORS,
+    CrossOriginProtection,
     GZip,
     ETag,
 )
@@ -157,6 +164,7 @@ def run_afters(
 __all__ = [
     "CORS",
     "ORDER",
+    "CrossOriginProtection",
     "ETag",
     "GZip",
     "HTTPSRedirect",
@@ -168,6 +176,7 @@ __all__ = [
     "SecurityHeaders",
     "TrustedHost",
     "build_stack",
+    "csrf_exempt",
     "ordered",
     "position",
 ]
