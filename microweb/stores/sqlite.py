@@ -1,0 +1,240 @@
+"""`SQLiteStore`: one SQLite file shared by every gunicorn worker on a machine.
+
+Data structure: one table ::
+
+    kv(key TEXT PRIMARY KEY, value BLOB, expires REAL)   -- expires: clock time or NULL
+
+plus a partial index on ``expires`` so that the sweep below is cheap.
+
+Concurrency model:
+
+- **WAL journal**: readers never block the (single) writer, and a write is an
+  append to the log. SQLite serialises writers with a file lock; a writer that
+  finds it held waits up to ``timeout`` seconds (SQLite's busy timeout), then
+  the operation raises `StoreError` — never an unbounded wait.
+- **One connection per process and thread.** A connection is created lazily by
+  the thread that uses it. A connection must never be used across ``fork()``
+  (SQLite's locks are per process; gunicorn forks its workers after importing
+  the app), so each operation checks the process id and opens a fresh
+  connection in a child.
+- **Every operation is one SQL statement**, run in autocommit mode, i.e. one
+  implicit transaction holding the write lock from read to write:
+
+  - ``add`` is ``INSERT ... ON CONFLICT DO UPDATE ... WHERE <row expired>``:
+    the existence check and the write are one statement, so of N processes
+    racing to add a key exactly one sees a changed row (``rowcount == 1``).
+  - ``incr`` is ``INSERT ... ON CONFLICT DO UPDATE SET value = value + 1
+    ... RETURNING value`` (SQLite >= 3.35): no other writer can run between
+    reading the old count and writing the new one, so no increment is lost.
+    With an older SQLite, the same upsert and a ``SELECT`` run inside one
+    ``BEGIN IMMEDIATE`` transaction (which takes the write lock up front).
+
+Expiry: an expired row is treated as absent by every operation, deleted when
+``get`` meets it, overwritten by ``add``/``incr``/``set``, and every
+``sweep_every`` writes (counted per connection) one
+``DELETE ... WHERE expires <= now`` reclaims rows nobody reads again.
+
+Durability: ``synchronous=NORMAL`` — in WAL mode a crash of the process loses
+nothing; a power loss may lose the last transactions (acceptable for sessions,
+rate-limit windows and idempotency records; the data survives restarts).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Mapping
+
+from .base import BaseStore, Clock, StoreError, Value, parse_counter
+
+__all__ = ["SQLiteStore"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB NOT NULL, expires REAL);
+CREATE INDEX IF NOT EXISTS kv_expires ON kv(expires) WHERE expires IS NOT NULL;
+"""
+_EXPIRED = "kv.expires IS NOT NULL AND kv.expires <= :now"
+# A live row is replaced only if it is expired: the conflict branch does nothing otherwise.
+_ADD = f"""INSERT INTO kv (key, value, expires) VALUES (:key, :value, :expires)
+ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires = excluded.expires
+WHERE {_EXPIRED}"""
+# An expired counter restarts at 1 with the new ttl; a live one keeps its expiry.
+# The WHERE refuses, as Redis does, a value that is not a canonical integer or that would
+# overflow 64 bits: no row changes, RETURNING yields nothing, and incr raises ValueError.
+_INCR = f"""INSERT INTO kv (key, value, expires) VALUES (:key, CAST(1 AS BLOB), :expires)
+ON CONFLICT (key) DO UPDATE SET
+  value = CASE WHEN {_EXPIRED} THEN excluded.value
+          ELSE CAST(CAST(kv.value AS INTEGER) + 1 AS BLOB) END,
+  expires = CASE WHEN {_EXPIRED} THEN excluded.expires ELSE kv.expires END
+WHERE {_EXPIRED} OR (CAST(CAST(kv.value AS INTEGER) AS BLOB) = kv.value
+                    AND CAST(kv.value AS INTEGER) < 9223372036854775807)"""
+_SET = """INSERT INTO kv (key, value, expires) VALUES (:key, :value, :expires)
+ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires = excluded.expires"""
+
+# Abandoned connections inherited across fork(): closing them in the child could
+# disturb the parent's use of the file, so the child keeps them referenced, unused.
+_inherited: list[sqlite3.Connection] = []
+
+
+class SQLiteStore(BaseStore):
+    """A store in an SQLite file, safe for concurrent processes and threads on one machine."""
+
+    # NOTE: a class attribute so that tests can exercise the pre-3.35 path.
+    use_returning = sqlite3.sqlite_version_info >= (3, 35, 0)
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        clock: Clock = time.time,
+        timeout: float = 5.0,
+        sweep_every: int = 1000,
+    ) -> None:
+        super().__init__(clock)
+        if timeout <= 0 or sweep_every < 1:
+            raise ValueError("timeout must be > 0 and sweep_every >= 1")
+        self.path = os.fspath(path)
+        self.timeout = timeout
+        self._sweep_every = sweep_every
+        self._local = threading.local()
+        self._all: list[tuple[int, sqlite3.Connection]] = []  # (pid, conn), to close them all
+        self._all_lock = threading.Lock()
+        self._conn()  # fail at startup, not at the first request, if the file is unusable
+
+    # -- connections ---------------------------------------------------------------
+
+    def _conn(self) -> sqlite3.Connection:
+        """This thread's connection in this process, opened on first use."""
+        pid = os.getpid()
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None and self._local.pid == pid:
+            return conn
+        if conn is not None:  # NOTE: inherited across fork(); never touch it again
+            _inherited.append(conn)
+        conn = self._connect()
+        self._local.conn, self._local.pid, self._local.writes = conn, pid, 0
+        with self._all_lock:
+            self._all.append((pid, conn))
+        return conn
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            # isolation_level=None: autocommit; each statement is its own transaction.
+            # check_same_thread=False only so that close() may run on another thread;
+            # each connection is otherwise used by the thread that opened it.
+            conn = sqlite3.connect(
+                self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open SQLite store {self.path!r}: {exc}") from exc
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            conn.close()
+            raise StoreError(f"cannot initialise SQLite store {self.path!r}: {exc}") from exc
+        return conn
+
+    def close(self) -> None:
+        """Close every connection this process opened (other threads' too)."""
+        pid = os.getpid()
+        with self._all_lock:
+            mine = [conn for owner, conn in self._all if owner == pid]
+            self._all = [(o, c) for o, c in self._all if o != pid]
+        for conn in mine:
+            conn.close()
+        self._local = threading.local()
+
+    # -- execution -----------------------------------------------------------------
+
+    def _run(self, sql: str, params: Mapping[str, object], write: bool) -> sqlite3.Cursor:
+        conn = self._conn()
+        try:
+            cur = conn.execute(sql, params)
+            if write:
+                self._after_write(conn)
+            return cur
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite store {self.path!r}: {exc}") from exc
+
+    def _after_write(self, conn: sqlite3.Connection) -> None:
+        """Every `sweep_every` writes on this connection, delete all expired rows."""
+        self._local.writes += 1
+        if self._local.writes >= self._sweep_every:
+            self._local.writes = 0
+            conn.execute("DELETE FROM kv WHERE expires <= ?", (self.clock(),))
+
+    # -- the Store interface -------------------------------------------------------
+
+    def get(self, key: str) -> bytes | None:
+        self._check_key(key)
+        now = self.clock()
+        row = self._run("SELECT value, expires FROM kv WHERE key = :key", {"key": key}, False)
+        found = row.fetchone()
+        if found is None:
+            return None
+        value, expires = found
+        if expires is not None and expires <= now:
+            # Conditional delete: a concurrent set/add may have revived the key meanwhile.
+            sql = f"DELETE FROM kv WHERE key = :key AND {_EXPIRED}"
+            self._run(sql, {"key": key, "now": now}, True)
+            return None
+        return bytes(value)
+
+    def set(self, key: str, value: Value, ttl: float | None = None) -> None:
+        self._check_key(key)
+        params = {"key": key, "value": self._to_bytes(value), "expires": self._expires_at(ttl)}
+        self._run(_SET, params, True)
+
+    def add(self, key: str, value: Value, ttl: float | None = None) -> bool:
+        """Store `value` only if `key` is absent or expired; True if this call stored it.
+
+        One upsert statement: the check and the write share one write lock, so
+        of many racing processes exactly one gets True.
+        """
+        self._check_key(key)
+        data, expires = self._to_bytes(value), self._expires_at(ttl)
+        params = {"key": key, "value": data, "expires": expires, "now": self.clock()}
+        return self._run(_ADD, params, True).rowcount == 1
+
+    def incr(self, key: str, ttl: float | None = None) -> int:
+        """Add 1 to the counter at `key` and return it; an absent or expired key starts at 1.
+
+        `ttl` applies only when this call creates (or restarts) the counter;
+        incrementing a live counter keeps its expiry, which is what a
+        fixed-window rate limit needs. Atomic: see the module docstring.
+        """
+        self._check_key(key)
+        params = {"key": key, "expires": self._expires_at(ttl), "now": self.clock()}
+        if self.use_returning:
+            row = self._run(_INCR + " RETURNING value", params, True).fetchone()
+        else:
+            row = self._incr_in_transaction(params)
+        if row is None:  # the WHERE refused: the stored value is not a counter
+            current = self.get(key)
+            parse_counter(current or b"")  # raises ValueError naming the value
+            raise StoreError(f"incr of {key!r} changed no row")  # unreachable in practice
+        return int(row[0])
+
+    def _incr_in_transaction(self, params: Mapping[str, object]) -> tuple[bytes] | None:
+        """The pre-3.35 path: upsert then read back, inside one BEGIN IMMEDIATE."""
+        conn = self._conn()
+        try:
+            conn.execute("BEGIN IMMEDIATE")  # take the write lock before reading
+            try:
+                changed = conn.execute(_INCR, params).rowcount
+                row = conn.execute("SELECT value FROM kv WHERE key = :key", params).fetchone()
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            self._after_write(conn)
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite store {self.path!r}: {exc}") from exc
+        return (bytes(row[0]),) if changed == 1 and row is not None else None
+
+    def delete(self, key: str) -> None:
+        self._check_key(key)
+        self._run("DELETE FROM kv WHERE key = :key", {"key": key}, True)
