@@ -117,9 +117,11 @@ def default_stack_app() -> App:
         SecurityHeaders,
         TrustedHost,
     )
+    from microweb.sessions import CookieSessions
 
     app = make_app()
     app.use(ETag)
+    app.use(CookieSessions, secret_keys=["k" * 32])
     app.use(CrossOriginProtection)
     app.use(CORS, allow_origins=["https://app.example"], allow_credentials=True)
     app.use(GZip)
@@ -135,12 +137,14 @@ def test_use_places_each_middleware_by_the_declared_order() -> None:
     from microweb.middleware import ORDER
 
     app = default_stack_app()
-    assert tuple(layer for layer, _ in app.middleware) == ORDER
+    layers = [layer for layer, _ in app.middleware]
+    assert len(layers) == len(ORDER)
+    assert all(issubclass(layer, kind) for layer, kind in zip(layers, ORDER, strict=True))
     # The six hook middleware run as one chain, around the two that wrap the body.
     assert isinstance(app._stack, HookChain)
     assert [type(layer).__name__ for layer in app._stack.layers] == [
         "ProxyFix", "RequestID", "SecurityHeaders", "TrustedHost", "HTTPSRedirect", "CORS",
-        "CrossOriginProtection",
+        "CrossOriginProtection", "CookieSessions",
     ]
 
 
@@ -149,7 +153,7 @@ def test_routes_command_prints_the_stack_in_request_order() -> None:
 
     table = routes_table(default_stack_app())
     names = ["ProxyFix", "RequestID", "SecurityHeaders", "TrustedHost", "HTTPSRedirect", "CORS",
-             "CrossOriginProtection", "GZip", "ETag"]
+             "CrossOriginProtection", "CookieSessions", "GZip", "ETag"]
     positions = [table.index(f". {name}(") for name in names]
     assert positions == sorted(positions)
 

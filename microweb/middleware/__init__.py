@@ -26,12 +26,17 @@ The order, and why:
    refused), after ProxyFix and TrustedHost (it compares Origin with the
    scheme and Host they established), and before sessions and the app, so
    a refused cross-site request never loads a session or changes anything.
-8. **GZip** — outside ETag: ETag hashes the identity bytes, and GZip gives
+8. **CookieSessions / ServerSessions** (`microweb.sessions`) — after
+   CrossOriginProtection, so a preflight or a refused cross-site POST never
+   loads a session (no HMAC, no store read); outside GZip/ETag, so the
+   session's ``Set-Cookie`` and ``Vary: Cookie`` are on the response that
+   ETag tags and GZip compresses.
+9. **GZip** — outside ETag: ETag hashes the identity bytes, and GZip gives
    the gzip representation its own tag (``"x-gzip"``) and maps a client's
    ``If-None-Match: "x-gzip"`` back, so a revalidating client gets its 304
    (RFC 9110 §8.8.3: two representations never share a strong tag). A
    304 decided inside costs no compression.
-9. **ETag** — innermost, next to the app: it hashes exactly the bytes the
+10. **ETag** — innermost, next to the app: it hashes exactly the bytes the
    app produced and answers 304/412/428 before any outer layer handles a
    body. GZip and ETag wrap the body, so they are plain WSGI layers, not
    hooks.
@@ -50,6 +55,7 @@ from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from typing import Any, cast
 
+from ..sessions.session import SessionMiddleware
 from ..types import Environ, Headers, StartResponse, WSGIApp
 from .base import Middleware, overrides
 from .cors import CORS
@@ -71,6 +77,7 @@ ORDER: tuple[type, ...] = (
     HTTPSRedirect,
     CORS,
     CrossOriginProtection,
+    SessionMiddleware,
     GZip,
     ETag,
 )

@@ -1,0 +1,420 @@
+"""The session object, and what the two session middleware share.
+
+`Session` is the dict a handler sees as ``req.session``. It is a real
+``dict`` subclass with three additions:
+
+- **It is loaded in `before`**, when the request carries the session
+  cookie (a request without one costs nothing). NOTE: not lazily on first
+  use, although that would spare a request that never touches its session
+  an HMAC or a store read: a dict subclass cannot hide that it is empty
+  (``json.dumps`` reads the C-level size of a dict subclass directly and
+  would write ``{}`` for a session not loaded yet).
+- **It records what happened to it**: ``accessed`` (any read or write: the
+  response then depends on the ``Cookie`` header, so it gets ``Vary:
+  Cookie``) and ``modified`` (a top-level change: ``session[k] = v``,
+  ``del``, ``pop``, ``update``, ``clear``...). NOTE: a change *inside* a
+  value (``session["cart"].append(3)``) cannot be seen; set
+  ``session.modified = True`` after one.
+- ``rotate()`` (call it on login and on any change of privilege) and
+  ``invalidate()`` (call it on logout); what they do depends on where the
+  data lives (`CookieSessions`, `ServerSessions`).
+
+`SessionMiddleware` holds the part of the two middleware that is about the
+cookie rather than about where the data lives: the cookie attributes
+(validated once, in ``__init__``), the two lifetimes, and the decision, in
+`after`, whether to send ``Set-Cookie`` at all:
+
+1. session never touched: the response is left exactly as it was;
+2. touched: ``Vary: Cookie`` (RFC 9110 §12.5.5);
+3. changed and not empty: saved and re-sent (`save`); changed to empty:
+   the data is dropped and the cookie deleted (``Max-Age=0``);
+4. unchanged, but more than `REFRESH_FRACTION` of ``idle_timeout`` since it
+   was last saved: re-sent, so an active user is not logged out;
+5. the request carried a cookie that was not valid (tampered, expired,
+   revoked): it is deleted, so the browser stops sending it.
+
+A response that sets the cookie also gets ``Cache-Control: private`` unless
+the app chose a ``Cache-Control`` itself: a shared cache that stored it
+would hand one user's session cookie to the next (RFC 9111 §5.2.2.7).
+
+NOTE: ``after`` runs when the app calls ``start_response``. A change made
+while a streamed body is being iterated comes too late to be sent.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable, Iterator
+from typing import Any, Literal
+
+from webob.cookies import RequestCookies, make_cookie
+
+from ..middleware.base import Middleware, has_header
+from ..types import Environ, Headers, WSGIApp
+
+#: Where the session is kept in the WSGI environ (`Request.session` reads it).
+ENVIRON_KEY = "microweb.session"
+
+#: Browsers keep a cookie whose ``name=value`` is at most 4096 bytes (RFC 6265bis
+#: §5.6 ignores a larger one *silently*: the user is just logged out). 4093 leaves
+#: the margin Werkzeug and Flask use for the characters around the pair.
+MAX_COOKIE_SIZE = 4093
+
+#: An unchanged session is re-sent once this fraction of ``idle_timeout`` has passed
+#: since it was last saved: the idle timer is then exact to within 10%, for one
+#: ``Set-Cookie`` (and, with `ServerSessions`, one store write) per tenth.
+REFRESH_FRACTION = 0.1
+
+# RFC 9110 §5.6.2 token: what a cookie name may be (RFC 6265bis §4.1.1).
+TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+SameSite = Literal["Strict", "Lax", "None"]
+SAMESITE: dict[str, SameSite] = {"strict": "Strict", "lax": "Lax", "none": "None"}
+
+
+class SessionTooLarge(ValueError):
+    """The session no longer fits in a cookie: store less, or use `ServerSessions`."""
+
+
+class Session(dict[str, Any]):
+    """``req.session``: a dict that records use and changes (see the module docs)."""
+
+    def __init__(self, discard: Callable[[Session], None], has_cookie: bool) -> None:
+        super().__init__()
+        self._discard = discard
+        #: Any read or write happened (the response then varies on ``Cookie``).
+        self.accessed = False
+        #: A top-level change happened; set it yourself after changing a nested value.
+        self.modified = False
+        #: When the session was created (or last rotated), and last saved; None if new.
+        self.issued_at: float | None = None
+        self.last_seen: float | None = None
+        #: The request sent a session cookie (valid or not).
+        self.has_cookie = has_cookie
+        #: The next save starts a new lifetime (set by `rotate` and `invalidate`).
+        self.renew = False
+
+    def _read(self) -> None:
+        self.accessed = True
+
+    def _write(self) -> None:
+        self._read()
+        self.modified = True
+
+    @property
+    def valid(self) -> bool:
+        """The request's cookie named a live session (false for a new or rejected one)."""
+        return self.issued_at is not None
+
+    def rotate(self) -> None:
+        """Start a new session with the same data: call it on login (see the middleware)."""
+        self._read()
+        self._discard(self)
+        self.renew = self.modified = True
+
+    def invalidate(self) -> None:
+        """Drop the data and the cookie: call it on logout (see the middleware)."""
+        self._read()
+        self._discard(self)
+        dict.clear(self)
+        self.renew = self.modified = True
+
+    # -- dict, with every read going through _read and every change through _write.
+    def __getitem__(self, key: str) -> Any:
+        self._read()
+        return super().__getitem__(key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self._read()
+        return super().get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        self._read()
+        return super().__contains__(key)
+
+    def __iter__(self) -> Iterator[str]:
+        self._read()
+        return super().__iter__()
+
+    def __reversed__(self) -> Iterator[str]:
+        self._read()
+        return super().__reversed__()
+
+    def __len__(self) -> int:
+        self._read()
+        return super().__len__()
+
+    def keys(self) -> Any:
+        self._read()
+        return super().keys()
+
+    def values(self) -> Any:
+        self._read()
+        return super().values()
+
+    def items(self) -> Any:
+        self._read()
+        return super().items()
+
+    def copy(self) -> dict[str, Any]:
+        self._read()
+        return dict(super().items())
+
+    def __eq__(self, other: object) -> bool:
+        self._read()
+        return super().__eq__(other)
+
+    def __ne__(self, other: object) -> bool:
+        self._read()
+        return super().__ne__(other)
+
+    def __or__(self, other: Any) -> Any:
+        self._read()
+        return super().__or__(other)
+
+    def __ror__(self, other: Any) -> Any:
+        self._read()
+        return super().__ror__(other)
+
+    def __repr__(self) -> str:
+        self._read()
+        return f"Session({super().__repr__()})"
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._write()
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: str) -> None:
+        self._write()
+        super().__delitem__(key)
+
+    def __ior__(self, other: Any) -> Any:
+        self._write()
+        return super().__ior__(other)
+
+    def pop(self, key: str, *default: Any) -> Any:
+        self._write()
+        return super().pop(key, *default)
+
+    def popitem(self) -> tuple[str, Any]:
+        self._write()
+        return super().popitem()
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        self._write()
+        return super().setdefault(key, default)
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        self._write()
+        super().update(*args, **kwargs)
+
+    def clear(self) -> None:
+        self._write()
+        super().clear()
+
+
+class SessionMiddleware(Middleware):
+    """The cookie side of `CookieSessions` and `ServerSessions` (see the module docs).
+
+    A subclass says where the data lives: `load` fills a session from the
+    cookie's value, `save` stores it and returns the new cookie value, and
+    `discard` forgets what `load` found.
+    """
+
+    session_class: type[Session] = Session
+
+    def __init__(
+        self,
+        app: WSGIApp,
+        *,
+        cookie_name: str,
+        max_age: float | None,
+        idle_timeout: float | None,
+        secure: bool,
+        samesite: str,
+        host_prefix: bool,
+        clock: Callable[[], float],
+    ) -> None:
+        super().__init__(app)
+        if not TOKEN.fullmatch(cookie_name):
+            raise ValueError(f"cookie_name must be an RFC 9110 token, not {cookie_name!r}")
+        for option, value in (("max_age", max_age), ("idle_timeout", idle_timeout)):
+            if value is not None and not value > 0:
+                raise ValueError(f"{option} must be a number of seconds > 0, or None")
+        if samesite.lower() not in SAMESITE:
+            raise ValueError(f"samesite must be 'Strict', 'Lax' or 'None', not {samesite!r}")
+        same_site = SAMESITE[samesite.lower()]
+        name = f"__Host-{cookie_name}" if host_prefix else cookie_name
+        # RFC 6265bis §4.1.3: browsers refuse a prefixed cookie without Secure
+        # (and §5.6 a SameSite=None one): the app would never get its session back.
+        if not secure and name.lower().startswith(("__host-", "__secure-")):
+            raise ValueError(f"the cookie name {name!r} needs secure=True (RFC 6265bis §4.1.3)")
+        if not secure and same_site == "None":
+            raise ValueError("samesite='None' needs secure=True (RFC 6265bis §4.1.2.7)")
+        self.cookie_name = name
+        self.max_age = max_age
+        self.idle_timeout = idle_timeout
+        self.secure = secure
+        self.samesite = same_site
+        self.clock = clock
+        # Path=/ and no Domain, always: what __Host- requires (RFC 6265bis
+        # §4.1.3.2), and the right scope for a session anyway.
+        self._cookie_re = re.compile(rf"(?:^|;)\s*{re.escape(name)}=")
+
+    # -- What a subclass provides --------------------------------------------
+
+    def load(self, session: Session, value: str, now: float) -> None:
+        """Fill `session` (``dict.update``, `issued_at`, `last_seen`) from a cookie value."""
+        raise NotImplementedError
+
+    def save(self, session: Session, now: float, ttl: int | None) -> str:
+        """Store `session` (its times are set) and return the value of the cookie to send."""
+        raise NotImplementedError
+
+    def discard(self, session: Session) -> None:
+        """Forget the stored session `load` found (nothing to do for a cookie)."""
+
+    # -- The hooks -------------------------------------------------------------
+
+    def before(self, environ: Environ) -> WSGIApp | None:
+        # PERF: a regex on the raw header first: most requests of an
+        # anonymous visitor carry no session cookie and need no parsing.
+        cookies = environ.get("HTTP_COOKIE", "")
+        has_cookie = bool(cookies) and self._cookie_re.search(cookies) is not None
+        session = self.session_class(self.discard, has_cookie)
+        if has_cookie:
+            value = _cookie_value(environ, self.cookie_name)
+            if value is not None:
+                self.load(session, value, self.clock())
+        environ[ENVIRON_KEY] = session
+        return None
+
+    def after(self, environ: Environ, status: str, headers: Headers) -> None:
+        session = environ.get(ENVIRON_KEY)
+        # NOTE: a session another (inner) session middleware put there is not ours.
+        if not isinstance(session, Session) or session._discard != self.discard:
+            return
+        if not session.accessed:
+            return  # 1. never touched: nothing depends on the cookie
+        add_vary(headers, "Cookie")  # 2.
+        now = self.clock()
+        if session.modified or session.renew:  # 3. changed
+            if session.renew or not session.valid:
+                session.issued_at = now  # a new session, or a new lifetime (rotate)
+            if not session:
+                self.discard(session)
+                if session.has_cookie:
+                    self.set_cookie(headers, None)
+                return
+        elif session.valid and self.refresh_due(session, now):  # 4. refresh
+            pass
+        else:
+            if session.has_cookie and not session.valid:  # 5. a rejected cookie
+                self.set_cookie(headers, None)
+            return
+        session.last_seen = now
+        ttl = self.lifetime(session.issued_at or now, now)
+        self.set_cookie(headers, self.save(session, now, ttl), ttl)
+
+    def refresh_due(self, session: Session, now: float) -> bool:
+        """Whether an unchanged session must be saved again to keep its idle timer running."""
+        return (
+            self.idle_timeout is not None
+            and session.last_seen is not None
+            and now - session.last_seen >= self.idle_timeout * REFRESH_FRACTION
+        )
+
+    # -- Helpers -----------------------------------------------------------------
+
+    def expired(self, issued_at: float, last_seen: float, now: float) -> bool:
+        """Whether a session created at `issued_at`, last saved at `last_seen`, is over."""
+        return (self.max_age is not None and now - issued_at >= self.max_age) or (
+            self.idle_timeout is not None and now - last_seen >= self.idle_timeout
+        )
+
+    def lifetime(self, issued_at: float, now: float) -> int | None:
+        """Seconds a session saved `now` has left (its cookie's Max-Age), None for no limit."""
+        limits = [] if self.idle_timeout is None else [self.idle_timeout]
+        if self.max_age is not None:
+            limits.append(issued_at + self.max_age - now)
+        return max(1, math.ceil(min(limits))) if limits else None
+
+    def set_cookie(self, headers: Headers, value: str | None, max_age: int | None = None) -> None:
+        """Add ``Set-Cookie``; `value` None deletes the cookie (``Max-Age=0``)."""
+        if value is not None and len(self.cookie_name) + 1 + len(value) > MAX_COOKIE_SIZE:
+            size = len(self.cookie_name) + 1 + len(value)
+            raise SessionTooLarge(
+                f"the session cookie {self.cookie_name!r} would be {size} bytes, over the "
+                f"{MAX_COOKIE_SIZE}-byte limit: browsers silently drop larger cookies "
+                "(RFC 6265bis §5.6). Store less in the session, or use ServerSessions."
+            )
+        cookie = make_cookie(
+            self.cookie_name,
+            value,
+            max_age=0 if value is None else max_age,
+            path="/",
+            secure=self.secure,
+            httponly=True,
+            samesite=self.samesite,
+        )
+        headers.append(("Set-Cookie", cookie))
+        if not has_header(headers, "cache-control"):
+            headers.append(("Cache-Control", "private"))
+
+
+def encode_record(session: Session) -> bytes:
+    """The stored form of a session: ``{"iat": ..., "seen": ..., "data": {...}}`` as JSON.
+
+    SECURITY: JSON, never pickle: unpickling runs code, so a leaked signing
+    key (or a writable store) would become remote code execution.
+    """
+    record = {
+        "iat": int(session.issued_at or 0),
+        "seen": int(session.last_seen or 0),
+        "data": dict.copy(session),
+    }
+    try:
+        text = json.dumps(record, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"a session holds JSON values only (dict, list, str, int, float, bool, None): {exc}"
+        ) from exc
+    return text.encode("utf-8")
+
+
+def decode_record(raw: bytes) -> tuple[dict[str, Any], int, int] | None:
+    """``(data, issued_at, last_seen)`` from `encode_record`'s bytes; None for anything else."""
+    try:
+        record = json.loads(raw.decode("utf-8"))
+    except (ValueError, RecursionError):  # not UTF-8, not JSON (ValueError subclasses)
+        return None
+    if not isinstance(record, dict):
+        return None
+    data, issued, seen = record.get("data"), record.get("iat"), record.get("seen")
+    if not isinstance(data, dict) or type(issued) is not int or type(seen) is not int:
+        return None
+    return data, issued, seen
+
+
+def _cookie_value(environ: Environ, name: str) -> str | None:
+    """The value of cookie `name` (WebOb's parser, RFC 6265bis §5.7 syntax)."""
+    try:
+        return RequestCookies(environ).get(name)
+    except Exception:  # NOTE: a header WebOb cannot parse means "no cookie", never a 500
+        return None
+
+
+def add_vary(headers: Headers, field: str) -> None:
+    """RFC 9110 §12.5.5: add `field` to ``Vary``, inside an existing one if there is one."""
+    for index, (name, value) in enumerate(headers):
+        if name.lower() == "vary":
+            fields = {item.strip().lower() for item in value.split(",")}
+            if field.lower() in fields or "*" in fields:
+                return
+            headers[index] = (name, f"{value}, {field}")
+            return
+    headers.append(("Vary", field))
+
+
+__all__ = ["MAX_COOKIE_SIZE", "Session", "SessionMiddleware", "SessionTooLarge"]

@@ -1,0 +1,447 @@
+"""microweb/sessions/server.py: server-side sessions (an opaque id in the cookie).
+
+In-process tests use `MemoryStore` with the injected `Clock` (nothing
+sleeps), or two `SQLiteStore` objects on one file (two processes' view);
+every request goes through WebTest's lint (`sessions_app.send`). The
+end-to-end test runs real gunicorn with two workers on one SQLite file:
+a session revoked by one worker is revoked for the other.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from middleware_apps import APPS
+from servers import fetch, open_raw, read_to_eof
+from sessions_app import (
+    Clock,
+    attributes,
+    environ_app,
+    flask_app,
+    new_cookie,
+    send,
+    session_app,
+    set_cookies,
+)
+
+from microweb import App
+from microweb.middleware import CORS, ETag, GZip, RequestID, SecurityHeaders
+from microweb.sessions import ServerSessions
+from microweb.sessions.server import KEY_PREFIX
+from microweb.stores import MemoryStore, SQLiteStore, StoreError
+from microweb.types import WSGIApp
+
+ID = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32): 256 bits
+
+
+class Spy:
+    """A store that records the calls it gets, around a real one."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.calls: list[tuple[str, str]] = []
+
+    def get(self, key: str) -> bytes | None:
+        self.calls.append(("get", key))
+        return self.store.get(key)  # type: ignore[no-any-return]
+
+    def set(self, key: str, value: bytes, ttl: int | None = None) -> None:
+        self.calls.append(("set", key))
+        self.store.set(key, value, ttl)
+
+    def delete(self, key: str) -> None:
+        self.calls.append(("delete", key))
+        self.store.delete(key)
+
+    def writes(self) -> list[tuple[str, str]]:
+        return [call for call in self.calls if call[0] != "get"]
+
+
+class Down:
+    """A store that is unreachable."""
+
+    def get(self, key: str) -> bytes | None:
+        raise StoreError("connection refused")
+
+    def set(self, key: str, value: bytes, ttl: int | None = None) -> None:
+        raise StoreError("connection refused")
+
+    def delete(self, key: str) -> None:
+        raise StoreError("connection refused")
+
+
+def server_app(store: Any, clock: Clock | None = None, **options: Any) -> App:
+    app = session_app()
+    app.use(ServerSessions, store=store, clock=clock or Clock(), **options)
+    return app
+
+
+def get(app: WSGIApp, path: str, sid: str | None, **kw: Any) -> Any:
+    return send(app, "GET", path, cookie=sid, name="sid", **kw)
+
+
+def post(app: WSGIApp, path: str, sid: str | None = None, **kw: Any) -> Any:
+    return send(app, "POST", path, cookie=sid, name="sid", **kw)
+
+
+def sid_of(response: Any) -> str | None:
+    return new_cookie(response, "sid")
+
+
+def login(app: WSGIApp, user: str = "alice", sid: str | None = None) -> str:
+    sid = sid_of(post(app, f"/login/{user}", sid))
+    assert sid
+    return sid
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def store(clock: Clock) -> Spy:
+    return Spy(MemoryStore(clock=clock))
+
+
+# -- The cookie holds an id, the store the data ------------------------------------------
+
+
+def test_the_cookie_is_an_opaque_random_id(store: Spy) -> None:
+    """RFC 6265bis §8.4: a session identifier must be unguessable; the data stays here."""
+    app = server_app(store)
+    response = post(app, "/set", body={"user": "alice", "secret": "s3cr3t"})
+    sid = sid_of(response)
+    assert sid and ID.fullmatch(sid)
+    assert "alice" not in response.headers["Set-Cookie"]
+    record = json.loads(store.store.get(KEY_PREFIX + sid))
+    assert record["data"] == {"user": "alice", "secret": "s3cr3t"}
+    assert len({sid_of(post(app, "/set", body={"n": n})) for n in range(50)}) == 50
+
+
+@pytest.mark.parametrize(
+    ("options", "expected", "absent"),
+    [
+        pytest.param({}, {"path": "/", "httponly": "", "samesite": "Lax", "secure": ""},
+                     {"domain", "max-age"}, id="4.1.2-defaults"),
+        pytest.param({"idle_timeout": 900}, {"max-age": "900"}, set(), id="4.1.2.2-max-age"),
+        pytest.param({"secure": False}, {"httponly": ""}, {"secure"}, id="4.1.2.5-plain-http"),
+    ],
+)  # fmt: skip
+def test_cookie_attributes(
+    store: Spy, options: dict[str, Any], expected: dict[str, str], absent: set[str]
+) -> None:
+    [header] = set_cookies(post(server_app(store, **options), "/set", body={"a": 1}), "sid")
+    attrs = attributes(header)
+    for key, value in expected.items():
+        assert attrs.get(key) == value, header
+    assert not absent & attrs.keys(), header
+
+
+def test_host_prefix_names_the_cookie(store: Spy) -> None:
+    """RFC 6265bis §4.1.3.2: __Host- cookies cannot be tossed from a sibling domain."""
+    app = server_app(store, host_prefix=True)
+    response = post(app, "/set", body={"a": 1})
+    sid = new_cookie(response, "__Host-sid")
+    assert sid
+    assert send(app, "GET", "/read", cookie=sid, name="__Host-sid").json == {"a": 1}
+    assert get(app, "/read", sid).json == {}  # the unprefixed name is not ours
+
+
+@pytest.mark.parametrize(
+    ("options", "error"),
+    [
+        pytest.param({"store": object()}, TypeError, id="not-a-store"),
+        pytest.param({"host_prefix": True, "secure": False}, ValueError, id="4.1.3.2-needs-secure"),
+        pytest.param({"idle_timeout": 0}, ValueError, id="idle-zero"),
+    ],
+)
+def test_bad_options_are_refused_at_startup(
+    store: Spy, options: dict[str, Any], error: type[Exception]
+) -> None:
+    options.setdefault("store", store)
+    with pytest.raises(error):
+        ServerSessions(session_app(), **options)
+
+
+# -- Anonymous visitors, unknown and malformed ids ---------------------------------------
+
+
+def test_anonymous_visitors_create_no_rows(store: Spy) -> None:
+    app = server_app(store)
+    response = get(app, "/read", None)
+    assert (response.json, set_cookies(response, "sid"), store.calls) == ({}, [], [])
+
+
+@pytest.mark.parametrize(
+    "sid",
+    [
+        pytest.param("short", id="too-short"),
+        pytest.param("a" * 44, id="too-long"),
+        pytest.param("a" * 42 + ".", id="dot"),
+        pytest.param("session:" + "a" * 35, id="key-injection"),
+        pytest.param("", id="empty"),
+    ],
+)
+def test_a_malformed_id_never_reaches_the_store(store: Spy, sid: str) -> None:
+    response = get(server_app(store), "/read", sid)
+    assert response.json == {}
+    assert store.calls == []
+
+
+def test_an_unknown_id_is_empty_and_never_adopted(store: Spy) -> None:
+    """Session fixation: an id the server did not issue (or forgot) is never reused."""
+    app = server_app(store)
+    planted = "A" * 43
+    read = get(app, "/read", planted)
+    assert read.json == {}
+    assert sid_of(read) == ""  # deleted: the browser stops sending it
+    assert store.writes() == []
+    issued = sid_of(post(app, "/set", planted, body={"user": "alice"}))
+    assert issued and issued != planted
+    assert store.store.get(KEY_PREFIX + planted) is None
+
+
+def test_a_corrupt_row_is_an_empty_session(store: Spy) -> None:
+    app = server_app(store)
+    sid = login(app)
+    store.store.set(KEY_PREFIX + sid, b"\xff not json")
+    assert get(app, "/read", sid).json == {}
+
+
+# -- Writes only when needed -------------------------------------------------------------
+
+
+def test_reading_writes_nothing_and_sends_no_cookie(store: Spy) -> None:
+    app = server_app(store)
+    sid = login(app)
+    store.calls.clear()
+    response = get(app, "/read", sid)
+    assert response.json == {"user": "alice"}
+    assert response.headers["Vary"] == "Cookie"
+    assert set_cookies(response, "sid") == []
+    assert store.writes() == []
+
+
+def test_a_change_is_stored_under_the_same_id(store: Spy) -> None:
+    app = server_app(store)
+    sid = login(app)
+    assert sid_of(post(app, "/set", sid, body={"theme": "dark"})) == sid
+    assert get(app, "/read", sid).json == {"user": "alice", "theme": "dark"}
+
+
+def test_emptying_the_session_deletes_the_row(store: Spy) -> None:
+    app = server_app(store)
+    sid = login(app)
+    assert sid_of(post(app, "/delete/user", sid)) == ""
+    assert store.store.get(KEY_PREFIX + sid) is None
+
+
+# -- Fixation: rotate() on login ---------------------------------------------------------
+
+
+def test_rotate_issues_a_new_id_and_the_old_one_no_longer_loads(store: Spy) -> None:
+    app = server_app(store)
+    anonymous = sid_of(post(app, "/set", body={"cart": [1, 2]}))
+    assert anonymous
+    logged_in = login(app, sid=anonymous)
+    assert logged_in != anonymous
+    assert get(app, "/read", logged_in).json == {"cart": [1, 2], "user": "alice"}
+    # The id the attacker may have planted or seen before login is dead.
+    assert get(app, "/read", anonymous).json == {}
+    assert store.store.get(KEY_PREFIX + anonymous) is None
+
+
+def test_rotate_drops_the_old_id_even_when_the_response_fails(store: Spy) -> None:
+    """Fail closed: deletion happens at rotate(), not when the response goes out."""
+
+    app = session_app()
+
+    @app.post("/login-then-crash")
+    def crash(req: Any) -> Any:
+        req.session.rotate()
+        raise RuntimeError("boom")
+
+    app.use(ServerSessions, store=store, clock=Clock())
+    sid = login(app)
+    post(app, "/login-then-crash", sid, status=500)
+    assert get(app, "/read", sid).json == {}
+
+
+# -- Revocation: invalidate() on logout --------------------------------------------------
+
+
+def test_invalidate_revokes_server_side(store: Spy) -> None:
+    """Replay after logout: the client's copy of the cookie names nothing any more."""
+    app = server_app(store)
+    sid = login(app)
+    logout = post(app, "/logout", sid)
+    assert logout.json == {}
+    assert attributes(set_cookies(logout, "sid")[0])["max-age"] == "0"
+    assert store.store.get(KEY_PREFIX + sid) is None
+    assert get(app, "/read", sid).json == {}  # the old cookie, replayed
+
+
+def test_revocation_is_seen_by_another_process_sharing_the_sqlite_file(tmp_path: Path) -> None:
+    """Two SQLiteStore objects on one file: what two gunicorn workers have."""
+    worker_a = server_app(SQLiteStore(tmp_path / "s.db"))
+    worker_b = server_app(SQLiteStore(tmp_path / "s.db"))
+    sid = login(worker_a)
+    assert get(worker_b, "/read", sid).json == {"user": "alice"}
+    post(worker_b, "/logout", sid)
+    assert get(worker_a, "/read", sid).json == {}
+
+
+# -- Lifetimes -----------------------------------------------------------------------------
+
+
+def test_idle_timeout(clock: Clock, store: Spy) -> None:
+    app = server_app(store, clock, idle_timeout=600)
+    sid = login(app)
+    clock.advance(599)
+    assert get(app, "/read", sid).json == {"user": "alice"}  # refreshes the row
+    clock.advance(599)
+    assert get(app, "/read", sid).json == {"user": "alice"}
+    clock.advance(600)
+    assert get(app, "/read", sid).json == {}
+    assert store.store.get(KEY_PREFIX + sid) is None  # the store's TTL dropped it too
+
+
+def test_refresh_after_a_tenth_of_idle_timeout(clock: Clock, store: Spy) -> None:
+    app = server_app(store, clock, idle_timeout=600)
+    sid = login(app)
+    store.calls.clear()
+    clock.advance(59)
+    assert sid_of(get(app, "/read", sid)) is None
+    assert store.writes() == []
+    clock.advance(1)
+    assert sid_of(get(app, "/read", sid)) == sid
+    assert store.writes() == [("set", KEY_PREFIX + sid)]
+
+
+def test_max_age_is_absolute(clock: Clock, store: Spy) -> None:
+    app = server_app(store, clock, max_age=1000, idle_timeout=600)
+    sid = login(app)
+    for _ in range(3):
+        clock.advance(300)
+        assert get(app, "/read", sid).json == {"user": "alice"}
+    clock.advance(100)
+    assert get(app, "/read", sid).json == {}
+
+
+# -- The store is down ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "sid"),
+    [
+        pytest.param("GET", "/read", "A" * 43, id="read"),
+        pytest.param("POST", "/login/alice", None, id="write"),
+    ],
+)
+def test_a_store_outage_propagates(method: str, path: str, sid: str | None) -> None:
+    """Never silently anonymous, never a logout that silently did nothing: a 500."""
+    with pytest.raises(StoreError):
+        send(server_app(Down()), method, path, cookie=sid, name="sid")
+
+
+def test_a_store_outage_does_not_touch_requests_without_a_cookie() -> None:
+    assert get(server_app(Down()), "/untouched", None).json == {"ok": True}
+
+
+# -- Around any WSGI app, and in a microweb stack ------------------------------------------
+
+
+@pytest.mark.parametrize(("kind", "factory"), APPS, ids=[kind for kind, _ in APPS])
+def test_an_app_that_never_uses_the_session_passes_through_unharmed(
+    store: Spy, kind: str, factory: Callable[[], WSGIApp]
+) -> None:
+    sid = login(server_app(store))
+    bare = get(factory(), "/some/path", sid)
+    wrapped = get(ServerSessions(factory(), store=store), "/some/path", sid)
+    assert wrapped.headerlist == bare.headerlist
+    assert wrapped.body == bare.body
+
+
+@pytest.mark.parametrize(
+    "factory", [lambda: environ_app, flask_app], ids=["plain-wsgi-environ", "flask"]
+)
+def test_non_microweb_apps_reach_the_session_through_the_environ(
+    store: Spy, factory: Callable[[], WSGIApp]
+) -> None:
+    app = ServerSessions(factory(), store=store, clock=Clock())
+    if factory is flask_app:
+        sid = sid_of(post(app, "/set", body={"user": "alice"}))
+    else:
+        sid = sid_of(get(app, "/set?user=alice", None))
+    assert sid
+    assert get(app, "/read", sid).json == {"user": "alice"}
+
+
+def test_in_a_microweb_stack_with_the_other_middleware(store: Spy) -> None:
+    app = session_app()
+    app.use(RequestID)
+    app.use(ServerSessions, store=store, clock=Clock())
+    app.use(GZip)
+    app.use(ETag)
+    app.use(SecurityHeaders)
+    app.use(CORS, allow_origins=["https://app.example"], allow_credentials=True)
+    sid = login(app)
+    response = get(app, "/read", sid)
+    assert response.json == {"user": "alice"}
+    assert "X-Request-ID" in response.headers
+    assert "Cookie" in response.headers["Vary"]
+
+
+# -- End to end: two gunicorn workers, one SQLite file ----------------------------------------
+
+
+def _both_workers(url: str, sid: str) -> list[dict[str, Any]]:
+    """GET /pid with the cookie, answered by each of the two workers once.
+
+    One connection is held with an unfinished request head, which keeps
+    the (sync) worker that accepted it busy, so the second connection is
+    necessarily served by the other worker (see test_examples.py).
+    """
+    request = (
+        f"GET /pid HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: sid={sid}\r\nConnection: close\r\n\r\n"
+    ).encode()
+    with open_raw(url) as held, open_raw(url) as other:
+        held.sendall(request[:-2])
+        other.sendall(request)
+        answers = [read_to_eof(other)]
+        held.sendall(request[-2:])
+        answers.append(read_to_eof(held))
+    bodies = []
+    for answer in answers:
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 "), head
+        bodies.append(json.loads(body))
+    assert bodies[0]["pid"] != bodies[1]["pid"], "both answers came from one worker"
+    return bodies
+
+
+@pytest.mark.e2e
+def test_a_revoked_session_stays_revoked_on_every_gunicorn_worker(
+    gunicorn_server: Any, tmp_path: Path
+) -> None:
+    url = gunicorn_server(
+        "tests.sessions_app:server_app()", env={"SESSIONS_DB": str(tmp_path / "sessions.db")}
+    )
+    login_reply = fetch(url, "POST", "/login/alice")
+    assert login_reply.status == 200
+    sid = login_reply.headers["Set-Cookie"].split(";")[0].partition("=")[2]
+    assert ID.fullmatch(sid)
+    assert [body["session"] for body in _both_workers(url, sid)] == [{"user": "alice"}] * 2
+
+    logout = fetch(url, "POST", "/logout", headers={"Cookie": f"sid={sid}"})
+    assert logout.status == 200
+    assert "Max-Age=0" in logout.headers["Set-Cookie"]
+
+    # The old cookie, replayed to each worker: nobody is logged in.
+    assert [body["session"] for body in _both_workers(url, sid)] == [{}, {}]
