@@ -96,9 +96,19 @@ class Router(RouteDecorators):
     def include(self, router: Router) -> None:
         """Nest `router` inside this one (prefixes and names compose)."""
         self.converters = {**router.converters, **self.converters}
-        for path, handler, methods, name in router.routes:
-            full = f"{router.name}.{name or handler.__name__}" if router.name else name
-            self.routes.append((router.prefix + path, handler, methods, full))
+        self.routes.extend(router.included_routes())
+
+    def included_routes(self) -> list[tuple[str, Handler, tuple[str, ...], str | None]]:
+        """The routes with this router's prefix and name applied (``"api.user"``)."""
+        return [
+            (
+                self.prefix + path,
+                handler,
+                methods,
+                f"{self.name}.{name or handler.__name__}" if self.name else name,
+            )
+            for path, handler, methods, name in self.routes
+        ]
 
 
 class App(RouteDecorators):
@@ -187,10 +197,8 @@ class App(RouteDecorators):
     def include(self, router: Router) -> None:
         """Add every route of `router`, under its prefix and name."""
         converters = {**self.converters, **router.converters}
-        for path, handler, methods, name in router.routes:
-            if router.name:
-                name = f"{router.name}.{name or handler.__name__}"
-            self._add_route(router.prefix + path, handler, methods, name, converters)
+        for path, handler, methods, name in router.included_routes():
+            self._add_route(path, handler, methods, name, converters)
 
     def mount(self, prefix: str, app: WSGIApp) -> None:
         """Send every request under `prefix` to another WSGI app (any PEP 3333 app)."""
@@ -210,10 +218,7 @@ class App(RouteDecorators):
 
     def errorhandler(self, key: int | type[BaseException]) -> Callable[[F], F]:
         """``@app.errorhandler(404)`` or ``@app.errorhandler(KeyError)``: ``f(req, error)``."""
-        if not isinstance(key, int) and not (
-            isinstance(key, type) and issubclass(key, BaseException)
-        ):
-            raise TypeError(f"errorhandler takes a status code or an exception class, not {key!r}")
+        self.errors.check_key(key)
 
         def register(handler: F) -> F:
             self.errors.register(key, handler)
@@ -236,8 +241,4 @@ class App(RouteDecorators):
     def url_for(self, name: str, /, **params: Any) -> str:
         """The path of the route called `name` (``app.url_for("note", id=3)``)."""
         return self.router.url_for(name, params)
-
-    def describe_handler(self, handler: Handler) -> str:
-        module = getattr(handler, "__module__", "?")
-        return f"{module}.{getattr(handler, '__qualname__', repr(handler))}"
 

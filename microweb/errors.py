@@ -144,13 +144,20 @@ class ErrorHandlers:
         self.by_status: dict[int, ErrorHandler] = {}
         self.by_class: dict[type[BaseException], ErrorHandler] = {}
 
+    @staticmethod
+    def check_key(key: object) -> None:
+        """Refuse anything but a status code or an exception class (at decoration time)."""
+        if not isinstance(key, int) and not (
+            isinstance(key, type) and issubclass(key, BaseException)
+        ):
+            raise TypeError(f"errorhandler takes a status code or an exception class, not {key!r}")
+
     def register(self, key: int | type[BaseException], handler: ErrorHandler) -> None:
+        self.check_key(key)
         if isinstance(key, int):
             self.by_status[key] = handler
-        elif isinstance(key, type) and issubclass(key, BaseException):
-            self.by_class[key] = handler
         else:
-            raise TypeError(f"errorhandler takes a status code or an exception class, not {key!r}")
+            self.by_class[key] = handler
 
     def respond(self, req: Any, exc: BaseException) -> Any:
         """The WSGI response for `exc`, raised or returned while serving `req`."""

@@ -35,13 +35,12 @@ from webob.multidict import GetDict, MultiDict
 
 from .errors import HTTPError
 from .types import Environ
-from .uploads import DEFAULT_LIMITS, Upload, parse_multipart
+from .uploads import DEFAULT_LIMITS, Upload, body_chunks, parse_multipart
 
 if TYPE_CHECKING:
     from .app import App
 
 DEFAULT_MAX_BODY_SIZE = 1_048_576
-_READ_SIZE = 65_536
 
 
 def _reject_constant(name: str) -> Any:
@@ -49,39 +48,13 @@ def _reject_constant(name: str) -> Any:
 
 
 def read_body(environ: Environ, limit: int) -> bytes:
-    """Read the request body from ``wsgi.input``, at most `limit` bytes, or raise 4xx."""
-    stream = environ["wsgi.input"]
-    length_text = environ.get("CONTENT_LENGTH")
-    if length_text:
-        if not (length_text.isascii() and length_text.isdigit()):
-            raise HTTPError(400, "Content-Length is not a number.")
-        length = int(length_text)
-        if length > limit:
-            raise HTTPError(413, f"The request body is larger than {limit} bytes.")
-        body = _read(stream, length)
-        if len(body) < length:
-            raise HTTPError(400, "The request body ended early.")
-        return body
-    if "chunked" not in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
-        return b""  # RFC 9112 §6.3: neither length nor chunked means no body.
-    chunks, total = [], 0
-    while chunk := _read(stream, min(_READ_SIZE, limit + 1 - total)):
-        chunks.append(chunk)
-        total += len(chunk)
-        if total > limit:
-            raise HTTPError(413, f"The request body is larger than {limit} bytes.")
-    return b"".join(chunks)
+    """Read the request body from ``wsgi.input``, at most `limit` bytes, or raise 4xx.
 
-
-def _read(stream: Any, size: int) -> bytes:
-    try:
-        return stream.read(size)  # type: ignore[no-any-return]
-    except Exception as exc:
-        # NOTE: what a server raises for a body it cannot deliver is its own
-        # business: gunicorn raises InvalidChunkSize (not an IOError) for a
-        # chunk size that is not hex, and NoMoreData (an IOError) when the
-        # client hangs up mid-body. Either way the request is at fault: 400.
-        raise HTTPError(400, "The request body could not be read.") from exc
+    The reading rules (Content-Length refused above the cap before any read,
+    chunked bodies counted as they arrive) live in `uploads.body_chunks`,
+    which multipart parsing streams from directly.
+    """
+    return b"".join(body_chunks(environ, limit))
 
 
 class Request(webob.Request):

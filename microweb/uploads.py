@@ -176,7 +176,11 @@ def body_chunks(environ: Environ, limit: int) -> Iterator[bytes]:
 def _read(stream: Any, size: int) -> bytes:
     try:
         return stream.read(size)  # type: ignore[no-any-return]
-    except Exception as exc:  # see request._read: the server's own errors are the client's
+    except Exception as exc:
+        # NOTE: what a server raises for a body it cannot deliver is its own
+        # business: gunicorn raises InvalidChunkSize (not an IOError) for a
+        # chunk size that is not hex, and NoMoreData (an IOError) when the
+        # client hangs up mid-body. Either way the request is at fault: 400.
         raise HTTPError(400, "The request body could not be read.") from exc
 
 

@@ -68,6 +68,25 @@ def has_header(headers: Headers, lower_name: str) -> bool:
     return False
 
 
+def add_vary(headers: Headers, field: str) -> None:
+    """RFC 9110 §12.5.5: add `field` to ``Vary`` in place, merged into an existing one.
+
+    Nothing changes when any ``Vary`` already lists `field` or ``*``.
+    """
+    if not has_header(headers, "vary"):
+        headers.append(("Vary", field))  # PERF: the usual case, no token scan
+        return
+    wanted, first = field.lower(), -1
+    for index, (name, value) in enumerate(headers):
+        if name.lower() == "vary":
+            tokens = {token.strip().lower() for token in value.split(",")}
+            if wanted in tokens or "*" in tokens:
+                return
+            first = index if first < 0 else first
+    name, value = headers[first]
+    headers[first] = (name, f"{value}, {field}" if value.strip() else field)
+
+
 def overrides(layer: Middleware, hook: str) -> bool:
     """True when `layer`'s class defines its own `hook` (not the no-op above)."""
     return getattr(type(layer), hook) is not getattr(Middleware, hook)

@@ -46,7 +46,7 @@ from typing import Any
 
 from ..routing import RouteTable, automatic_options
 from ..types import Environ, Headers, StartResponse, WSGIApp
-from .base import Middleware, has_header
+from .base import Middleware, add_vary
 
 # RFC 9110 §5.6.2: methods and header names are tokens.
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
@@ -186,7 +186,7 @@ class CORS(Middleware):
             # Fetch §3.3.3: `*` is the same answer for everyone: no Vary needed.
             _replace(headers, [("Access-Control-Allow-Origin", "*"), *self.grant_extra])
             return
-        _vary_origin(headers)
+        add_vary(headers, "Origin")
         origin = environ.get("HTTP_ORIGIN")
         if origin is not None and self.allows(origin):
             # SECURITY: `allows` passes only a set member or a serialized origin.
@@ -288,24 +288,6 @@ def _replace(headers: Headers, new: Headers) -> None:
     names = {name.lower() for name, _ in new}
     headers[:] = [(name, value) for name, value in headers if name.lower() not in names]
     headers.extend(new)
-
-
-def _vary_origin(headers: Headers) -> None:
-    """RFC 9110 §12.5.5: add Origin to Vary, inside an existing Vary if there is one."""
-    if not has_header(headers, "vary"):
-        headers.append(("Vary", "Origin"))  # PERF: the usual case, no scan below
-        return
-    first = None
-    for index, (name, value) in enumerate(headers):
-        if name.lower() == "vary":
-            fields = {field.strip().lower() for field in value.split(",")}
-            if "origin" in fields or "*" in fields:
-                return
-            first = index if first is None else first
-    if first is None:
-        headers.append(("Vary", "Origin"))
-    else:
-        headers[first] = (headers[first][0], f"{headers[first][1]}, Origin")
 
 
 __all__ = ["CORS", "normalize_origin"]

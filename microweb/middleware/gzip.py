@@ -34,6 +34,7 @@ from typing import Any, Protocol
 
 from ..types import Environ, Headers, StartResponse, WSGIApp
 from ..wsgi import close_quietly
+from .base import add_vary
 
 
 class Encoder(Protocol):
@@ -146,22 +147,6 @@ def suffixed(etag: str, coding: str) -> str:
     return etag
 
 
-def add_vary(headers: Headers) -> None:
-    """Merge ``Accept-Encoding`` into ``Vary`` (RFC 9110 §12.5.5), in place."""
-    first = -1
-    for index, (name, value) in enumerate(headers):
-        if name.lower() == "vary":
-            tokens = {token.strip().lower() for token in value.split(",")}
-            if "*" in tokens or "accept-encoding" in tokens:
-                return
-            first = index if first < 0 else first
-    if first < 0:
-        headers.append(("Vary", "Accept-Encoding"))
-    else:
-        name, value = headers[first]
-        headers[first] = (name, f"{value}, Accept-Encoding" if value.strip() else "Accept-Encoding")
-
-
 class GZip:
     """Compress responses with gzip (or br); see the module docs for the rules."""
 
@@ -248,7 +233,7 @@ class Exchange:
             and "no-transform" not in fields.get("cache-control", "").lower()
         ):
             return self.server_start(status, headers, exc_info)
-        add_vary(headers)
+        add_vary(headers, "Accept-Encoding")
         length = fields.get("content-length", "")
         if not self.coding or (length.isdigit() and int(length) < self.gzip.minimum_size):
             return self.server_start(status, headers, exc_info)
@@ -265,9 +250,10 @@ class Exchange:
             # The client revalidated the encoded representation: name that one.
             headers[:] = [(name, value) for name, value in headers if name.lower() != "etag"]
             headers.append(("ETag", suffixed(etag, self.coding)))
-            add_vary(headers)
+            add_vary(headers, "Accept-Encoding")
         elif compressible(fields.get("content-type", "text/plain")):
-            add_vary(headers)  # NOTE: without a Content-Type, assume the 200 varied
+            # NOTE: without a Content-Type, assume the 200 varied.
+            add_vary(headers, "Accept-Encoding")
 
     def encoded(self, headers: Headers) -> Headers:
         """The headers of the compressed representation, without ``Content-Length``."""

@@ -51,7 +51,7 @@ from typing import Any, Literal
 
 from webob.cookies import RequestCookies, make_cookie
 
-from ..middleware.base import Middleware, has_header
+from ..middleware.base import Middleware, add_vary, has_header
 from ..types import Environ, Headers, WSGIApp
 
 #: Where the session is kept in the WSGI environ (`Request.session` reads it).
@@ -403,18 +403,6 @@ def _cookie_value(environ: Environ, name: str) -> str | None:
         return RequestCookies(environ).get(name)
     except Exception:  # NOTE: a header WebOb cannot parse means "no cookie", never a 500
         return None
-
-
-def add_vary(headers: Headers, field: str) -> None:
-    """RFC 9110 §12.5.5: add `field` to ``Vary``, inside an existing one if there is one."""
-    for index, (name, value) in enumerate(headers):
-        if name.lower() == "vary":
-            fields = {item.strip().lower() for item in value.split(",")}
-            if field.lower() in fields or "*" in fields:
-                return
-            headers[index] = (name, f"{value}, {field}")
-            return
-    headers.append(("Vary", field))
 
 
 __all__ = ["MAX_COOKIE_SIZE", "Session", "SessionMiddleware", "SessionTooLarge"]
