@@ -21,64 +21,19 @@ page that did not finish is told apart from a page that found nothing
 
 from __future__ import annotations
 
-import fcntl
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
+from debian import ensure_installed
 
 CHROMIUM = Path("/usr/bin/chromium")
-APT_TIMEOUT = 900.0  # seconds: a cold install downloads ~100 MB
 PAGE_TIMEOUT = 60.0  # seconds: chromium start, page load, every fetch, the dump
-# Two test processes installing at once would fight over dpkg's lock.
-INSTALL_LOCK = Path("/tmp/microweb-chromium-install.lock")
-
-
-def _apt(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    command = ["apt-get", "-o", "DPkg::Lock::Timeout=300", *args]
-    try:
-        return subprocess.run(
-            command,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=APT_TIMEOUT,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        # No apt-get (not Debian), or a hung mirror: the same failure, reported.
-        return subprocess.CompletedProcess(command, -1, "", f"{' '.join(command)}: {exc}")
-
-
-def _report(result: subprocess.CompletedProcess[str]) -> str:
-    return f"$ {' '.join(result.args)}  (exit {result.returncode})\n{result.stdout}{result.stderr}"
 
 
 def ensure_chromium() -> Path:
     """``/usr/bin/chromium``, installed with apt-get when missing (fails the test otherwise)."""
-    if CHROMIUM.exists():
-        return CHROMIUM
-    with INSTALL_LOCK.open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if CHROMIUM.exists():  # another process installed it while we waited
-            return CHROMIUM
-        attempts = []
-        # Package lists that are missing or stale make the first install fail
-        # ("Unable to locate package", a 404 from the mirror); update, retry.
-        install = _apt("install", "-y", "chromium")
-        attempts.append(install)
-        if install.returncode != 0:
-            update = _apt("update")
-            attempts.append(update)
-            if update.returncode == 0:
-                attempts.append(_apt("install", "-y", "chromium"))
-    if not CHROMIUM.exists():
-        output = "\n".join(_report(result) for result in attempts)
-        pytest.fail(f"could not install Debian's chromium with apt-get:\n{output}", pytrace=False)
-    return CHROMIUM
+    return ensure_installed(CHROMIUM, "chromium")
 
 
 def dump_dom(url: str, profile: Path, budget_ms: int = 10_000) -> str:

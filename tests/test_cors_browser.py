@@ -16,12 +16,9 @@ from __future__ import annotations
 import html
 import json
 import re
-import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import browser
 import pytest
 from browser import dump_dom, ensure_chromium
 from servers import fetch, serving
@@ -114,17 +111,3 @@ def test_what_reached_the_api(
 ) -> None:
     _, hits = run
     assert any(hit.startswith(request_line) for hit in hits) == reached, hits
-
-
-def test_a_failed_install_fails_with_apts_output(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    # Never a silent skip: no browser means a failing test that says why.
-    def apt(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.CompletedProcess(["apt-get", *args], 100, "", "E: no chromium here")
-
-    monkeypatch.setattr(browser, "CHROMIUM", tmp_path / "missing")
-    monkeypatch.setattr(browser, "INSTALL_LOCK", tmp_path / "lock")
-    monkeypatch.setattr(browser, "_apt", apt)
-    with pytest.raises(pytest.fail.Exception, match=r"(?s)install -y chromium.*no chromium"):
-        browser.ensure_chromium()
