@@ -17,13 +17,14 @@ def test_a_failed_install_fails_with_apts_output(
 
     def apt(*args: str) -> subprocess.CompletedProcess[str]:
         calls.append(args)
-        return subprocess.CompletedProcess(["apt-get", *args], 100, "", "E: no such package here")
+        failed = 0 if args[0] == "update" else 100
+        return subprocess.CompletedProcess(["apt-get", *args], failed, "", "E: no such package")
 
     monkeypatch.setattr(debian, "INSTALL_LOCK", tmp_path / "lock")
     monkeypatch.setattr(debian, "_apt", apt)
     with pytest.raises(pytest.fail.Exception, match=r"(?s)install -y nothing.*no such package"):
         debian.ensure_installed(tmp_path / "missing", "nothing")
-    # A first failure is retried once after refreshing the package lists.
+    # A first failure is retried once, after refreshing the package lists.
     assert [call[0] for call in calls] == ["install", "update", "install"]
 
 
