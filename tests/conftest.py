@@ -5,10 +5,12 @@ from __future__ import annotations
 import sys
 
 # The `gunicorn_server` fixture and the hook that puts gunicorn's log into a
-# failing test's report live in servers.py, with the rest of the e2e harness.
+# failing test's report live in servers.py, with the rest of the e2e harness;
+# the real redis-server fixtures (`redis_server`, `redis_url`) in redis_server.py.
+from redis_server import redis_server, redis_url
 from servers import REPO_ROOT, gunicorn_server, pytest_runtest_makereport
 
-__all__ = ["gunicorn_server", "pytest_runtest_makereport"]
+__all__ = ["gunicorn_server", "pytest_runtest_makereport", "redis_server", "redis_url"]
 
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))  # so in-process tests can import examples.*

@@ -697,6 +697,28 @@ def test_rfc7519_4_1_7_a_revoked_jti_is_401_until_the_token_expires() -> None:
     assert "expired" in get(client, token, 401).headers["WWW-Authenticate"]
 
 
+def test_rfc7519_4_1_7_a_jti_revoked_in_redis_is_refused_by_every_machine(
+    redis_url: str,
+) -> None:
+    from microweb.stores import RedisStore
+
+    clock = Clock()
+    with RedisStore(redis_url) as store_a, RedisStore(redis_url) as store_b:
+        machine_a = make_client(hs_auth(store=store_a, clock=clock))
+        machine_b = make_client(hs_auth(store=store_b, clock=clock))
+        token = hs_auth(store=store_a, clock=clock).encode({"sub": "alice"}, expires_in=600)
+        other = hs_auth(store=store_a, clock=clock).encode({"sub": "alice"}, expires_in=600)
+        get(machine_b, token, 200)
+        machine_a.post("/logout", headers={"Authorization": f"Bearer {token}"}, status=204)
+        for machine in (machine_a, machine_b):
+            reply = get(machine, token, 401)
+            assert "revoked" in reply.headers["WWW-Authenticate"]
+        get(machine_b, other, 200)  # only that token
+        # Kept in Redis until the token would have expired anyway: ttl = exp - now.
+        [key] = store_a.client.keys("microweb.auth:revoked:*")
+        assert 599_000 < store_a.client.pttl(key) <= 600_000
+
+
 def test_revocation_counts_the_leeway() -> None:
     from microweb.stores import MemoryStore
 

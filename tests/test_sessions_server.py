@@ -1,7 +1,8 @@
 """microweb/sessions/server.py: server-side sessions (an opaque id in the cookie).
 
 In-process tests use `MemoryStore` with the injected `Clock` (nothing
-sleeps), or two `SQLiteStore` objects on one file (two processes' view);
+sleeps), or two `SQLiteStore` objects on one file (two processes' view), or
+two `RedisStore` objects on a real redis-server (two machines' view);
 every request goes through WebTest's lint (`sessions_app.send`). The
 end-to-end test runs real gunicorn with two workers on one SQLite file:
 a session revoked by one worker is revoked for the other.
@@ -33,7 +34,7 @@ from microweb import App
 from microweb.middleware import CORS, ETag, GZip, RequestID, SecurityHeaders
 from microweb.sessions import ServerSessions
 from microweb.sessions.server import KEY_PREFIX
-from microweb.stores import MemoryStore, SQLiteStore, StoreError
+from microweb.stores import MemoryStore, RedisStore, SQLiteStore, StoreError
 from microweb.types import WSGIApp
 
 ID = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32): 256 bits
@@ -295,6 +296,26 @@ def test_revocation_is_seen_by_another_process_sharing_the_sqlite_file(tmp_path:
     assert get(worker_b, "/read", sid).json == {"user": "alice"}
     post(worker_b, "/logout", sid)
     assert get(worker_a, "/read", sid).json == {}
+
+
+def test_a_session_lives_in_redis_and_its_revocation_is_seen_by_every_machine(
+    redis_url: str,
+) -> None:
+    """Two RedisStore objects on one Redis: what two machines behind a load balancer have."""
+    with RedisStore(redis_url) as store_a, RedisStore(redis_url) as store_b:
+        machine_a = server_app(store_a, idle_timeout=600)
+        machine_b = server_app(store_b, idle_timeout=600)
+        sid = login(machine_a)
+        record = json.loads(store_b.get(KEY_PREFIX + sid) or b"null")
+        assert record["data"] == {"user": "alice"}
+        # The row expires on Redis's clock too (the store's ttl, not only the payload's).
+        assert 0 < store_a.client.pttl(KEY_PREFIX + sid) <= 600_000
+        assert get(machine_b, "/read", sid).json == {"user": "alice"}
+        assert sid_of(post(machine_b, "/set", sid, body={"theme": "dark"})) == sid
+        assert get(machine_a, "/read", sid).json == {"user": "alice", "theme": "dark"}
+        post(machine_b, "/logout", sid)
+        assert store_a.get(KEY_PREFIX + sid) is None
+        assert get(machine_a, "/read", sid).json == {}  # the replayed cookie names nothing
 
 
 # -- Lifetimes -----------------------------------------------------------------------------

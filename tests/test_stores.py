@@ -8,12 +8,18 @@ across processes, which puts it in the multi-process race tests too.
 Time never sleeps: stores take a `FakeClock`, and tests move it with
 `StoreCase.advance`. A store whose expiry runs on a server's clock (Redis) can
 make its `advance` really sleep; that is why TTLs here are a fraction of a second.
+
+The "redis" store runs against a real redis-server (tests/redis_server.py,
+emptied before each test); its specific tests (TTL kept by the Lua incr,
+outages, timeouts, recovery, fork) are at the bottom.
 """
 
 from __future__ import annotations
 
 import math
 import multiprocessing
+import os
+import re
 import sqlite3
 import threading
 import time
@@ -23,8 +29,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
+from redis_server import RedisServer, free_port
 
-from microweb.stores import MAX_KEY_LENGTH, MemoryStore, SQLiteStore, Store, StoreError
+from microweb.stores import (
+    MAX_KEY_LENGTH,
+    MemoryStore,
+    RedisStore,
+    SQLiteStore,
+    Store,
+    StoreError,
+)
 from microweb.stores.base import COUNTER_MAX
 
 TTL = 0.25  # seconds; small so that a real-clock store's tests stay fast
@@ -48,50 +63,69 @@ class StoreCase:
     extras: dict[str, Any] = field(default_factory=dict)
 
 
-def _memory(tmp_path: Path, clock: FakeClock) -> Store:
+def _memory(request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock) -> Store:
     return MemoryStore(clock=clock)
 
 
-def _sqlite(tmp_path: Path, clock: FakeClock) -> Store:
+def _sqlite(request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock) -> Store:
     return SQLiteStore(tmp_path / "store.db", clock=clock)
 
 
-def _sqlite_without_returning(tmp_path: Path, clock: FakeClock) -> Store:
+def _sqlite_without_returning(
+    request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock
+) -> Store:
     """The fallback for SQLite < 3.35 (no RETURNING): incr inside BEGIN IMMEDIATE."""
     store = SQLiteStore(tmp_path / "store.db", clock=clock)
     store.use_returning = False
     return store
 
 
-STORES: dict[str, Callable[[Path, FakeClock], Store]] = {
+def _redis(request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock) -> Store:
+    """A real redis-server, emptied for this test; `clock` cannot drive it (see REAL_CLOCK)."""
+    return RedisStore(request.getfixturevalue("redis_url"), prefix="test:")
+
+
+STORES: dict[str, Callable[[pytest.FixtureRequest, Path, FakeClock], Store]] = {
     "memory": _memory,
     "sqlite": _sqlite,
     "sqlite-no-returning": _sqlite_without_returning,
+    "redis": _redis,
 }
-SHARED = ["sqlite", "sqlite-no-returning"]  # stores that several processes share
+SHARED = ["sqlite", "sqlite-no-returning", "redis"]  # stores that several processes share
+REAL_CLOCK = {"redis"}  # expiry runs on the server's clock: `advance` sleeps
+
+# NOTE: every finite ttl the behaviour tests give is at most 1 s (test_integer_ttl),
+# so once LONGEST_SLEEP has passed on the server's clock every key that can expire
+# has expired, and sleeping longer proves nothing more: a test that advances by
+# more (TTL * 100, to show a key without ttl never expires) sleeps LONGEST_SLEEP.
+LONGEST_SLEEP = 1.1
 
 
-def _case(name: str, tmp_path: Path) -> Iterator[StoreCase]:
+def _sleep(seconds: float) -> None:
+    time.sleep(min(seconds, LONGEST_SLEEP))
+
+
+def _case(name: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreCase]:
     clock = FakeClock()
 
     def advance(seconds: float) -> None:
         clock.now += seconds
 
-    store = STORES[name](tmp_path, clock)
+    store = STORES[name](request, tmp_path, clock)
     try:
-        yield StoreCase(store, advance, name)
+        yield StoreCase(store, _sleep if name in REAL_CLOCK else advance, name)
     finally:
         store.close()
 
 
 @pytest.fixture(params=list(STORES))
 def case(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreCase]:
-    yield from _case(request.param, tmp_path)
+    yield from _case(request.param, request, tmp_path)
 
 
 @pytest.fixture(params=SHARED)
 def shared_case(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreCase]:
-    yield from _case(request.param, tmp_path)
+    yield from _case(request.param, request, tmp_path)
 
 
 # -- the interface ---------------------------------------------------------------------
@@ -497,3 +531,186 @@ def test_sqlite_reconnects_after_fork(tmp_path: Path) -> None:
         _run_processes(1, _report_connection, store, ids)
         assert ids.get() != id(store._conn())
         ids.close()
+
+
+# -- RedisStore specifics ----------------------------------------------------------------
+#
+# Against the session's real redis-server (tests/redis_server.py). Outage tests stop it
+# with `outage()` or hang it with `paused()` (SIGSTOP), both of which restore it.
+
+REDIS_TIMEOUT = 0.25  # seconds: the store's connect and reply timeout in these tests
+# A failure must come within the timeout, not after redis-py's default 5 s or never.
+# Generous for a loaded CI machine, yet far below what a hang or a retry loop would take.
+FAIL_FAST = REDIS_TIMEOUT * 4
+
+
+@pytest.fixture
+def raw_redis(redis_url: str) -> Iterator[redis.Redis]:
+    """A plain redis-py client on the same database, to look at what the store wrote."""
+    with redis.Redis.from_url(redis_url) as client:
+        yield client
+
+
+@pytest.fixture
+def redis_store(redis_url: str) -> Iterator[RedisStore]:
+    with RedisStore(redis_url, prefix="app:", timeout=REDIS_TIMEOUT) as store:
+        yield store
+
+
+def test_redis_incr_with_ttl_keeps_a_live_counters_expiry(
+    redis_store: RedisStore, raw_redis: redis.Redis
+) -> None:
+    """The Lua incr: SET NX PX only creates; INCR keeps the TTL (a fixed window)."""
+    assert redis_store.incr("n", ttl=10) == 1
+    assert 9_000 < raw_redis.pttl("app:n") <= 10_000
+    assert redis_store.incr("n", ttl=100) == 2  # not pushed back to 100 s
+    assert 9_000 < raw_redis.pttl("app:n") <= 10_000
+    assert redis_store.incr("plain") == 1
+    assert raw_redis.pttl("app:plain") == -1  # no ttl: none set
+    redis_store.set("kept", "5")
+    assert redis_store.incr("kept", ttl=10) == 6
+    assert raw_redis.pttl("app:kept") == -1  # a live key without expiry gets none
+
+
+@pytest.mark.parametrize(
+    ("ttl", "px"),
+    [
+        pytest.param(1e-9, 1, id="tiny-is-1ms-not-PX-0"),
+        pytest.param(0.0015, 2, id="rounded-up"),
+        pytest.param(2, 2000, id="int-seconds"),
+        pytest.param(1e300, 10**15, id="huge-is-capped"),
+    ],
+)
+def test_redis_ttl_is_whole_milliseconds_rounded_up(
+    redis_store: RedisStore, raw_redis: redis.Redis, ttl: float, px: int
+) -> None:
+    assert redis_store._px(ttl) == px
+    redis_store.set("k", "v", ttl=ttl)  # Redis refuses PX 0 and PX beyond its range
+    assert raw_redis.pttl("app:k") <= px
+
+
+def test_redis_prefixes_isolate_stores_sharing_a_database(
+    redis_url: str, raw_redis: redis.Redis
+) -> None:
+    with (
+        RedisStore(redis_url, prefix="a:") as a,
+        RedisStore(redis_url, prefix="b:") as b,
+        RedisStore(redis_url) as bare,
+    ):
+        a.set("k", "from a")
+        b.set("k", "from b")
+        assert (a.incr("n"), a.incr("n"), b.incr("n")) == (1, 2, 1)
+        assert (a.get("k"), b.get("k"), bare.get("k")) == (b"from a", b"from b", None)
+        assert bare.get("a:k") == b"from a"  # the prefix is just the front of the key
+        a.delete("k")
+        assert (a.get("k"), b.get("k")) == (None, b"from b")
+        assert sorted(raw_redis.keys()) == [b"a:n", b"b:k", b"b:n"]
+
+
+def test_redis_stopped_is_a_store_error_then_recovers(
+    redis_server: RedisServer, redis_store: RedisStore
+) -> None:
+    redis_store.set("k", "v")  # a connection is pooled before the outage
+    with redis_server.outage():
+        for name, operation in OPERATIONS.items():
+            started = time.monotonic()
+            with pytest.raises(StoreError, match=re.escape(f"127.0.0.1:{redis_server.port}")):
+                operation(redis_store, "k", b"v", 10)
+            assert time.monotonic() - started < FAIL_FAST, name
+    # Back (empty: no persistence). The very first operation works: no retry is
+    # configured, the pool replaces the connection the restart closed.
+    assert redis_store.get("k") is None
+    assert redis_store.incr("n", ttl=10) == 1  # and the forgotten script is reloaded
+
+
+def test_redis_restart_while_idle_does_not_fail_the_next_operation(
+    redis_server: RedisServer, redis_store: RedisStore
+) -> None:
+    """What a worker sees after Redis restarted between two requests."""
+    assert redis_store.incr("n", ttl=10) == 1  # a pooled connection, the script loaded
+    redis_server.stop()
+    redis_server.start()
+    assert redis_store.incr("n", ttl=10) == 1  # no StoreError: recovered at once
+    assert redis_store.add("k", "v") is True
+
+
+def test_redis_hung_server_is_a_store_error_within_the_timeout(
+    redis_server: RedisServer, redis_store: RedisStore
+) -> None:
+    """SIGSTOP: the kernel still accepts connections, but no reply ever comes."""
+    redis_store.set("k", "v")
+    with redis_server.paused():
+        fresh = RedisStore(redis_server.url, timeout=REDIS_TIMEOUT)  # must connect now
+        for store in (redis_store, fresh):
+            for name, operation in OPERATIONS.items():
+                started = time.monotonic()
+                with pytest.raises(StoreError, match=r"[Tt]imeout"):
+                    # NOTE: another key: a timed-out write may still be applied on resume.
+                    operation(store, "other", b"v", 10)
+                elapsed = time.monotonic() - started
+                assert REDIS_TIMEOUT * 0.9 < elapsed < FAIL_FAST, name
+        fresh.close()
+    assert redis_store.get("k") == b"v"  # answers again once resumed
+
+
+def test_redis_nothing_listening_is_a_store_error() -> None:
+    with RedisStore(f"redis://127.0.0.1:{free_port()}/0", timeout=REDIS_TIMEOUT) as store:
+        for name, operation in OPERATIONS.items():
+            started = time.monotonic()
+            with pytest.raises(StoreError, match=r"[Cc]onnect"):
+                operation(store, "k", b"v", 10)
+            assert time.monotonic() - started < FAIL_FAST, name
+
+
+@pytest.mark.parametrize(
+    ("options", "error"),
+    [
+        pytest.param({"url": "http://127.0.0.1:6379/0"}, ValueError, id="scheme"),
+        pytest.param({"url": "redis://127.0.0.1:port/0"}, ValueError, id="port"),
+        pytest.param({"url": "redis://127.0.0.1:6379/zero"}, ValueError, id="db"),
+        pytest.param({"url": ""}, ValueError, id="empty-url"),
+        pytest.param({"url": None}, TypeError, id="url-none"),
+        pytest.param({"timeout": 0}, ValueError, id="timeout-zero"),
+        pytest.param({"timeout": math.inf}, ValueError, id="timeout-inf"),
+        pytest.param({"timeout": "1"}, TypeError, id="timeout-str"),
+        pytest.param({"prefix": b"p:"}, TypeError, id="prefix-bytes"),
+    ],
+)
+def test_redis_bad_options_are_refused_at_construction(
+    options: dict[str, Any], error: type[Exception]
+) -> None:
+    with pytest.raises(error):
+        RedisStore(**options)
+
+
+def test_redis_a_given_client_is_used_and_left_open(redis_url: str) -> None:
+    with redis.Redis.from_url(redis_url) as client:
+        store = RedisStore(client=client, prefix="p:")
+        store.set("k", "v")
+        store.close()
+        assert client.get("p:k") == b"v"  # the caller's client still works
+    with (
+        redis.Redis.from_url(redis_url, decode_responses=True) as text_client,
+        pytest.raises(ValueError, match="decode_responses"),
+    ):
+        RedisStore(client=text_client)
+
+
+def _use_after_fork(store: RedisStore, barrier: Any, results: Any) -> None:
+    results.put((os.getpid(), store.get("k"), store.incr("n"), store.client.client_id()))
+
+
+def test_redis_works_after_fork(redis_store: RedisStore) -> None:
+    """A gunicorn worker uses the store its master created: redis-py's pool resets on a new pid."""
+    redis_store.set("k", "parent")
+    parent_connection = redis_store.client.client_id()
+    results = _fork.SimpleQueue()
+    _run_processes(2, _use_after_fork, redis_store, results)
+    children = [results.get() for _ in range(2)]
+    results.close()
+    assert {(value, count > 0) for _, value, count, _ in children} == {(b"parent", True)}
+    assert sorted(count for _, _, count, _ in children) == [1, 2]
+    # Each child opened its own connection, and left the parent's alone (not shut down).
+    assert parent_connection not in {connection for *_, connection in children}
+    assert redis_store.client.client_id() == parent_connection
+    assert redis_store.incr("n") == 3

@@ -30,9 +30,9 @@ among racing workers (an idempotency key's first request, a session id), and
 ``incr`` never loses an update (rate-limit counters). Each store documents how
 it achieves that with its engine's own guarantees.
 
-How the Redis store (issue 6) maps onto Redis's own atomic commands:
+How `RedisStore` maps onto Redis's own atomic commands:
 ``add`` is ``SET key value NX PX ttl``; ``incr`` is ``SET key 0 NX PX ttl``
-then ``INCR key`` in one ``MULTI`` (or one Lua script), which keeps a live
+then ``INCR key`` in one Lua script (one round trip), which keeps a live
 key's expiry as the fixed-window rate limit needs; Redis's error for
 ``INCR`` on a non-integer becomes ``ValueError``, and connection or timeout
 errors become `StoreError`.
