@@ -81,6 +81,7 @@ What defends what
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import logging
@@ -100,7 +101,7 @@ from microweb.middleware import (
     TrustedHost,
 )
 from microweb.sessions import ServerSessions
-from microweb.stores import SQLiteStore
+from microweb.stores import SQLiteStore, Store
 
 log = logging.getLogger("microweb")
 
@@ -195,8 +196,31 @@ def create_app(
     force_https: bool = False,
 ) -> App:
     """The accounts site, storing its sessions, revocations and notes in `db_path`."""
+    return build_app(
+        SQLiteStore(os.fspath(db_path)),
+        jwt_key,
+        secure_cookies=secure_cookies,
+        allowed_hosts=allowed_hosts,
+        trusted_proxies=trusted_proxies,
+        force_https=force_https,
+    )
+
+
+def build_app(
+    store: Store,
+    jwt_key: str = DEV_JWT_KEY,
+    *,
+    secure_cookies: bool = True,
+    allowed_hosts: list[str] | None = None,
+    trusted_proxies: list[str] | None = None,
+    force_https: bool = False,
+) -> App:
+    """The accounts site on any `Store`: SQLite for one machine, Redis for several.
+
+    examples/deploy/app.py builds it on a `RedisStore`, so that instances on
+    several machines share sessions, revocations and notes.
+    """
     # JWTAuth refuses a key under 32 bytes (RFC 7518 §3.2) here, at startup.
-    store = SQLiteStore(os.fspath(db_path))
     auth = JWTAuth(jwt_key, algorithms=["HS256"], issuer=ISSUER, audience=AUDIENCE, store=store)
     app = App()
 
@@ -334,11 +358,28 @@ def jwt_key_from_env() -> str:
     return key
 
 
-app = create_app(
-    os.environ.get("ACCOUNTS_DB", "accounts.db"),
-    jwt_key_from_env(),
-    secure_cookies=os.environ.get("INSECURE_COOKIES") != "1",
-    allowed_hosts=setting("ALLOWED_HOSTS", "127.0.0.1,localhost"),
-    trusted_proxies=setting("TRUSTED_PROXIES", "127.0.0.1"),
-    force_https=os.environ.get("FORCE_HTTPS") == "1",
-)
+def app_from_env() -> App:
+    """The app `microweb run examples.accounts:app` serves, configured from the environment."""
+    return create_app(
+        os.environ.get("ACCOUNTS_DB", "accounts.db"),
+        jwt_key_from_env(),
+        secure_cookies=os.environ.get("INSECURE_COOKIES") != "1",
+        allowed_hosts=setting("ALLOWED_HOSTS", "127.0.0.1,localhost"),
+        trusted_proxies=setting("TRUSTED_PROXIES", "127.0.0.1"),
+        force_https=os.environ.get("FORCE_HTTPS") == "1",
+    )
+
+
+@functools.cache
+def _app() -> App:
+    return app_from_env()
+
+
+def __getattr__(name: str) -> Any:
+    # NOTE: PEP 562: `app` is built on first access (gunicorn's
+    # "examples.accounts:app"), not at import, so that a module that imports
+    # this one for `build_app` (examples/deploy/app.py) opens no SQLite file
+    # and logs no development-key warning.
+    if name == "app":
+        return _app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
