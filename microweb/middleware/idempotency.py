@@ -3,8 +3,11 @@
 ``Idempotency(app, store=None, ttl=86400, methods=("POST", "PATCH"),
 required=False, user=None, fail_open=False, lock_ttl=60, max_body=1_048_576)``
 wraps any PEP 3333 app. It implements the server side of
-draft-ietf-httpapi-idempotency-key-header (section numbers below are those
-of draft -06). It is a plain WSGI wrapper, not a `Middleware` hook: it must
+draft-ietf-httpapi-idempotency-key-header-07 (15 October 2025; "§" numbers
+below are that revision's: §2.1 Syntax, §2.2 Uniqueness of Idempotency Key,
+§2.3 Idempotency Key Validity and Expiry, §2.4 Idempotency Fingerprint,
+§2.6 Idempotency Enforcement, §2.7 Error Handling, §5 Security
+Considerations). It is a plain WSGI wrapper, not a `Middleware` hook: it must
 read the whole request body (to fingerprint it) and the whole response body
 (to record it).
 
@@ -21,13 +24,17 @@ cannot run code here).
 The protocol, for a request whose method is in `methods` (any other request
 passes through untouched, its body streamed and nothing buffered):
 
-1. **The key** (§2.1). An sf-string (RFC 8941 §3.3.3, ``"8e03978e-..."``)
-   or, as many clients send it, the same text unquoted. 1-255 printable
-   ASCII characters; anything else is a 400. No key: a 400 when
-   ``required=True`` (§2.7), else the request passes through.
+1. **The key** (§2.1: an Item whose value is a String, RFC 8941 §3.3.3,
+   ``"8e03978e-..."``) or, as many clients send it, the same text unquoted
+   (the draft does not allow that form; accepting it is our leniency).
+   1-255 printable ASCII characters: the limit is ours (Stripe's), the
+   "fixed format" that §5 asks a server to publish and validate; anything
+   else is a 400. No key: a 400 when ``required=True`` (§2.7), else the
+   request passes through.
 2. **The scope.** A key is only ever compared with the same client's keys
-   (§5: keys from different clients must not collide, and one client must
-   never be replayed another's response). `user(environ)` names the
+   (§5: a low-entropy key must not let one client fetch another's entry,
+   so the lookup key combines the client's key with "client specific
+   attributes known only to the resource"). `user(environ)` names the
    client; the default is ``REMOTE_USER``, else a SHA-256 of the
    ``Authorization`` header, else the anonymous scope (shared by all
    anonymous clients: only the key's randomness, §2.2, separates them).
@@ -60,20 +67,24 @@ passes through untouched, its body streamed and nothing buffered):
    called: once the client can have seen the answer, a retry must find
    it. (Written after, a client that got the answer and retried at once, or
    a connection cut just after the headers, could run the handler twice.)
-6. **A loser reads the entry** (§2.6): still running, same fingerprint →
-   409 Conflict with ``Retry-After: 1`` (a hint, RFC 9110 §10.2.3: the
-   first request usually finishes soon); different fingerprint → 422
-   (§2.7: the key was reused for another request); completed, same
-   fingerprint → the recorded response, with ``Idempotent-Replayed: true``
-   (a convention from Stripe's API, not in the draft); completed, different
-   fingerprint → 422. Errors are problem+json like every microweb error.
+6. **A loser reads the entry** (§2.6, status codes from §2.7): still
+   running, same fingerprint → 409 Conflict with ``Retry-After: 1`` (a
+   hint, RFC 9110 §10.2.3: the first request usually finishes soon);
+   different fingerprint → 422 Unprocessable Content (the key was reused
+   for another request, which §2.2 forbids); completed, same fingerprint →
+   the recorded response, with ``Idempotent-Replayed: true`` (a convention
+   from Stripe's API, not in the draft); completed, different fingerprint
+   → 422. Errors are problem+json (RFC 9457) like every microweb error.
 
 What is recorded, and what is not:
 
 - **5xx responses are not recorded**: the running marker is deleted and
   the response is sent. A server error says nothing about the request; the
-  retry the client will make is exactly what should happen. (The draft
-  leaves this to the server; Stripe does the same for its own errors.)
+  retry the client will make is exactly what should happen. (A deliberate
+  departure from a SHOULD: §2.6 says a retry gets "the result of the
+  previously completed operation, success or an error", while §2.7 sends
+  clients to the server's documentation for 5xx. Stripe does the same
+  for its own errors.)
 - **An exception** from the app, or from its body iterator mid-way: the
   marker is deleted (a retry runs again) and the exception propagates to
   the server, or to the `App` that renders it. The body's ``close()`` is
@@ -90,8 +101,10 @@ Failure modes:
 
 - **The store fails** (`StoreError`: SQLite locked past its timeout, Redis
   down) before the handler runs: a warning on the ``microweb`` logger,
-  then 503 (fail closed, the default: the handler never runs unprotected),
-  or, with ``fail_open=True``, the request runs without idempotency.
+  then 503 (fail closed, the default: the handler never runs unprotected)
+  with the ``Retry-After`` RateLimit sends for a failed store
+  (`STORE_RETRY_AFTER`: one store, one outage, one hint), or, with
+  ``fail_open=True``, the request runs without idempotency.
 - **The store fails while recording** (after the handler ran): the
   response is sent anyway (answering 503 would invite the retry that runs
   it twice) and a warning is logged. The running marker stays until
@@ -126,6 +139,7 @@ from ..request import read_body
 from ..stores import Store, StoreError, default_store
 from ..types import Environ, Headers, StartResponse, WSGIApp
 from ..wsgi import close_quietly
+from .rate_limit import STORE_RETRY_AFTER
 
 logger = logging.getLogger("microweb")
 
@@ -154,7 +168,7 @@ UserFunc = Callable[[Environ], "str | None"]
 
 
 def parse_key(value: str) -> str | None:
-    """The key an ``Idempotency-Key`` value carries, or None when malformed (§2.1)."""
+    """The key an ``Idempotency-Key`` value carries, or None when malformed (§2.1, §5)."""
     value = value.strip(" \t")
     quoted = _SF_STRING.fullmatch(value)
     if quoted is not None:
@@ -252,6 +266,7 @@ class Idempotency:
         self.ttl, self.lock_ttl, self.max_body = ttl, lock_ttl, max_body
         self.required, self.fail_open = required, fail_open
         self.user: UserFunc = user if user is not None else default_user
+        self.unavailable_headers = [("Retry-After", str(STORE_RETRY_AFTER))]
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         # 1. Only the configured methods, and only with a (well-formed) key.
@@ -290,14 +305,14 @@ class Idempotency:
             if self.fail_open:
                 return self.app(environ, start_response)
             detail = "The idempotency store is unavailable; retry later with the same key."
-            return error(503, detail)(environ, start_response)
+            return error(503, detail, self.unavailable_headers)(environ, start_response)
         if answer is not None:
             return answer(environ, start_response)
         # 5. The winner: run the app, record, then respond.
         return self.run(environ, start_response, entry, mark)
 
     def elect(self, entry: str, mark: str) -> WSGIApp | None:
-        """None when this request won the key; otherwise the answer for a loser (§2.6)."""
+        """None when this request won the key; otherwise the answer for a loser (§2.6, §2.7)."""
         for _ in range(3):  # NOTE: the entry may be deleted between add and get
             if self.store.add(entry, RUNNING + mark.encode(), ttl=self.lock_ttl):
                 return None
