@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextvars
 import io
 import logging
+import os
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -28,6 +29,7 @@ from microweb.middleware.request_id import (
     RequestID,
     RequestIDFilter,
     current_request_id,
+    new_request_id,
 )
 from microweb.middleware.security_headers import SecurityHeaders
 from microweb.testing import Client
@@ -115,6 +117,32 @@ def test_without_an_incoming_id_one_is_generated_each_time() -> None:
     layer = RequestID(reporting())
     ids = [call(layer).header("X-Request-ID") for _ in range(200)]
     assert all(i is not None and GENERATED.fullmatch(i) for i in ids)
+    assert len(set(ids)) == len(ids)
+
+
+def test_a_forked_worker_never_hands_out_its_parents_next_ids() -> None:
+    """gunicorn forks its workers from one master: ids are drawn in batches, and a
+    child that kept its parent's batch would repeat the parent's next ids."""
+    new_request_id()  # the parent holds a batch now
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: a worker
+        os.write(write_end, " ".join(new_request_id() for _ in range(3)).encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read_end, 1024).decode().split()
+    os.close(read_end)
+    os.close(write_end)
+    parent = [new_request_id() for _ in range(3)]
+    assert all(GENERATED.fullmatch(i) for i in child)
+    assert not set(child) & set(parent)
+
+
+def test_ids_stay_unique_across_batches() -> None:
+    from microweb.middleware.request_id import BATCH
+
+    ids = [new_request_id() for _ in range(3 * BATCH + 1)]
+    assert all(GENERATED.fullmatch(i) for i in ids)
     assert len(set(ids)) == len(ids)
 
 

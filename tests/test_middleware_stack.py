@@ -207,3 +207,129 @@ def test_fetch_cors_preflight_grants_route_methods_through_other_middleware() ->
     )
     assert response.status_int == 204
     assert "PUT" in response.headers["Access-Control-Allow-Methods"]
+
+
+# -- HeaderGroup: hooks that only add headers share one pass ---------------------------
+
+
+def replying(headers: Headers) -> WSGIApp:
+    """A plain WSGI app answering 200 with `headers` (and the app's own Content-Type)."""
+
+    def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain"), *headers])
+        return [b"ok"]
+
+    return app
+
+
+def header_stack(**cors: Any) -> list[tuple[Any, dict[str, Any]]]:
+    from microweb.middleware import CORS, ProxyFix, RequestID, SecurityHeaders, TrustedHost
+
+    return [
+        (ProxyFix, {"x_for": 1, "x_proto": 1}),
+        (RequestID, {}),
+        (SecurityHeaders, {}),
+        (TrustedHost, {"allowed_hosts": ["127.0.0.1"]}),
+        (CORS, {"allow_origins": ["https://app.example"], **cors}),
+    ]
+
+
+def nested_specs(app: WSGIApp, specs: list[tuple[Any, dict[str, Any]]]) -> WSGIApp:
+    for layer, options in reversed(specs):
+        app = layer(app, **options)
+    return app
+
+
+APP_HEADERS = [
+    pytest.param([], id="none-of-theirs"),
+    pytest.param([("Vary", "Accept")], id="app-vary"),
+    pytest.param([("vary", "origin")], id="app-vary-origin-lowercase"),
+    pytest.param([("X-Request-ID", "app-own")], id="app-request-id"),
+    pytest.param([("Content-Security-Policy", "default-src *")], id="app-csp"),
+    pytest.param([("X-FRAME-OPTIONS", "SAMEORIGIN"), ("Vary", "*")], id="app-frame-and-vary-star"),
+    pytest.param([("Access-Control-Allow-Origin", "https://other.example")], id="app-grant"),
+]
+REQUESTS = [
+    pytest.param({}, id="no-origin"),
+    pytest.param({"HTTP_ORIGIN": "https://app.example"}, id="allowed-origin"),
+    pytest.param({"HTTP_ORIGIN": "https://evil.example"}, id="other-origin"),
+    pytest.param({"HTTP_X_FORWARDED_PROTO": "https"}, id="https"),
+    pytest.param({"HTTP_ORIGIN": "https://app.example", "wsgi.url_scheme": "https"}, id="both"),
+]
+CORS_OPTIONS = [
+    pytest.param({}, id="cors-default"),
+    pytest.param({"allow_credentials": True, "expose_headers": ["X-Total"]}, id="cors-credentials"),
+    pytest.param({"allow_origins": "*"}, id="cors-any-origin"),
+]
+
+
+@pytest.mark.parametrize("cors", CORS_OPTIONS)
+@pytest.mark.parametrize("extra", REQUESTS)
+@pytest.mark.parametrize("app_headers", APP_HEADERS)
+def test_header_group_gives_exactly_the_headers_of_nested_calls(
+    app_headers: Headers, extra: dict[str, str], cors: dict[str, Any]
+) -> None:
+    """CORS, SecurityHeaders and RequestID as one `HeaderGroup`: same headers, same order."""
+    from wsgi_call import call
+
+    from microweb.middleware import HeaderGroup
+
+    specs = header_stack(**cors)
+    chain = build_stack(replying(app_headers), specs)
+    assert isinstance(chain, HookChain)
+    (group,) = chain.afters_upto[-1]  # the three `after` hooks, as one step
+    assert isinstance(group.__self__, HeaderGroup)
+    extra = {"HTTP_X_REQUEST_ID": "req-1", **extra}
+    by_group = call(chain, **extra)
+    by_nesting = call(nested_specs(replying(app_headers), specs), **extra)
+    assert by_group.status == by_nesting.status == "200 OK"
+    assert by_group.headers == by_nesting.headers
+
+
+class Overlapping(Middleware):
+    """Adds ``Vary: Origin`` too, so it must see what CORS added: not grouped with it."""
+
+    after_fields = frozenset({"vary"})
+
+    def added_headers(self, environ: Environ) -> Headers:
+        return [("Vary", "Origin")]
+
+    def after(self, environ: Environ, status: str, headers: Headers) -> None:
+        from microweb.middleware.base import add_vary
+
+        add_vary(headers, "Origin")
+
+
+class Reworded(Overlapping):
+    """Changes `after` without `added_headers`: it promised nothing, so it is not grouped."""
+
+    after_fields = frozenset({"x-other"})
+
+    def after(self, environ: Environ, status: str, headers: Headers) -> None:
+        headers.append(("X-Other", "1"))
+
+
+@pytest.mark.parametrize(
+    ("specs", "steps"),
+    [
+        pytest.param(header_stack(), ["HeaderGroup"], id="three-adders-one-group"),
+        pytest.param([*header_stack()[:3], (Tag, {"name": "t"}), *header_stack()[3:]],
+                     ["CORS", "Tag", "HeaderGroup"], id="another-hook-splits-the-run"),
+        pytest.param([(Overlapping, {}), *header_stack()],
+                     ["HeaderGroup", "Overlapping"], id="overlapping-fields-not-grouped"),
+        pytest.param([(Reworded, {}), *header_stack()],
+                     ["HeaderGroup", "Reworded"], id="after-without-added-headers"),
+    ],
+)  # fmt: skip
+def test_which_after_hooks_are_grouped(
+    specs: list[tuple[Any, dict[str, Any]]], steps: list[str]
+) -> None:
+    chain = build_stack(replying([]), specs)
+    assert isinstance(chain, HookChain)
+    names = [type(step.__self__).__name__ for step in chain.afters_upto[-1]]
+    assert names == steps
+    from wsgi_call import call
+
+    extra = {"HTTP_X_REQUEST_ID": "req-1", "HTTP_ORIGIN": "https://app.example"}
+    by_chain = call(chain, **extra)
+    assert by_chain.headers == call(nested_specs(replying([]), specs), **extra).headers

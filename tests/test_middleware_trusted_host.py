@@ -135,6 +135,35 @@ def test_rfc3986_6_2_3_no_port_means_the_schemes_default(scheme: str, status: in
     assert status_for(["example.com:443"], "example.com", **{"wsgi.url_scheme": scheme}) == status
 
 
+def ok(environ: Environ, start_response: StartResponse) -> list[bytes]:
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2")])
+    return [b"ok"]
+
+
+def test_an_allowed_host_is_remembered_with_its_scheme() -> None:
+    """The per-instance memory of allowed Host values (PERF) keeps RFC 3986 §6.2.3:
+    ``example.com`` is port 443 over https and port 80 over http."""
+    layer = TrustedHost(ok, allowed_hosts=["example.com:443"])
+    https = {"HTTP_HOST": "example.com", "wsgi.url_scheme": "https"}
+    for _ in range(2):  # the second time from memory
+        assert call(layer, **https).status_code == 200
+        assert call(layer, HTTP_HOST="example.com").status_code == 400
+    assert layer.passed == {("example.com", "https")}
+
+
+def test_the_memory_of_allowed_hosts_is_bounded_and_never_holds_a_refused_one() -> None:
+    from microweb.middleware.trusted_host import PASSED_MAX
+
+    layer = TrustedHost(ok, allowed_hosts=["*.example.com"])
+    for i in range(PASSED_MAX + 5):
+        assert call(layer, HTTP_HOST=f"h{i}.example.com").status_code == 200
+    assert len(layer.passed) == PASSED_MAX
+    assert call(layer, HTTP_HOST="h0.example.com").status_code == 200
+    assert call(layer, HTTP_HOST="evil.example").status_code == 400
+    assert call(layer, HTTP_HOST="example.com").status_code == 400  # a wildcard is no bare domain
+    assert not {host for host, _ in layer.passed} & {"evil.example", "example.com"}
+
+
 @pytest.mark.parametrize(
     "allowed",
     [

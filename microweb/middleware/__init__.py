@@ -46,7 +46,10 @@ Inside an `App`, each run of consecutive `Middleware` subclasses runs as a
 WSGI layers between chains): the hooks are called in a loop from one frame,
 with one ``start_response`` wrapper for all of them. It behaves exactly like the
 nested WSGI calls (an early answer from layer *n* is seen by the `after`
-hooks of layers 1..n-1 only), at a fraction of the cost.
+hooks of layers 1..n-1 only), at a fraction of the cost. Neighbouring
+`after` hooks that only add headers the response lacks (SecurityHeaders,
+CORS, RequestID: see `Middleware.added_headers`) run as one `HeaderGroup`,
+with one pass over the response headers for all of them.
 """
 
 from __future__ import annotations
@@ -57,7 +60,7 @@ from typing import Any, cast
 
 from ..sessions.session import SessionMiddleware
 from ..types import Environ, Headers, StartResponse, WSGIApp
-from .base import Middleware, overrides
+from .base import Middleware, adds_headers_only, overrides
 from .cors import CORS
 from .csrf import CrossOriginProtection, csrf_exempt
 from .etag import ETag
@@ -134,9 +137,10 @@ class HookChain:
             (i, layer.before) for i, layer in enumerate(layers) if overrides(layer, "before")
         ]
         # afters_upto[i]: the `after` hooks of layers[:i], innermost first, which
-        # is the order nested WSGI calls would run them in.
+        # is the order nested WSGI calls would run them in; neighbours that only
+        # add headers share one `HeaderGroup`.
         self.afters_upto = [
-            [layer.after for layer in reversed(layers[:i]) if overrides(layer, "after")]
+            after_steps([layer for layer in reversed(layers[:i]) if overrides(layer, "after")])
             for i in range(len(layers) + 1)
         ]
 
@@ -154,8 +158,11 @@ class HookChain:
         return answer(environ, partial(run_afters, afters, environ, start_response))
 
 
+AfterHook = Callable[[Environ, str, Headers], None]
+
+
 def run_afters(
-    afters: Sequence[Callable[[Environ, str, Headers], None]],
+    afters: Sequence[AfterHook],
     environ: Environ,
     start_response: StartResponse,
     status: str,
@@ -166,6 +173,57 @@ def run_afters(
     for after in afters:
         after(environ, status, headers)
     return start_response(status, headers, exc_info)
+
+
+def after_steps(layers: list[Middleware]) -> tuple[AfterHook, ...]:
+    """The `after` hooks of `layers` (innermost first), neighbours grouped where they can be.
+
+    A run of layers that only add headers (`adds_headers_only`), whose
+    `after_fields` do not overlap (so none of them can see what another
+    added), becomes one `HeaderGroup`; every other layer is its own step.
+    """
+    runs: list[list[Middleware]] = []
+    for layer in layers:
+        run = runs[-1] if runs else []
+        if (
+            adds_headers_only(layer)
+            and run
+            and adds_headers_only(run[0])
+            and not any(layer.after_fields & other.after_fields for other in run)
+        ):
+            run.append(layer)
+        else:
+            runs.append([layer])
+    return tuple(HeaderGroup(run).after if len(run) > 1 else run[0].after for run in runs)
+
+
+class HeaderGroup:
+    """The `after` hooks of neighbouring layers that only add headers, run as one.
+
+    PERF: each of these hooks first scans the response headers for the ones
+    it would add (the app's own value wins, or is replaced, or is merged).
+    On most responses none is there: then one scan for all of them, and one
+    `extend` per layer, do the same work. Measured on bench/'s hello (two
+    headers from the app), the ``start_response`` wrapper with the `after`
+    hooks of CORS, SecurityHeaders and RequestID: 2.3 µs as three hooks,
+    1.15 µs as a group. When the response has any of their fields, each
+    layer's own `after` runs, in the same order, as without the group.
+    """
+
+    def __init__(self, layers: list[Middleware]) -> None:
+        self.layers = layers  # innermost first
+        self.fields = frozenset().union(*(layer.after_fields for layer in layers))
+        self.added = tuple(layer.added_headers for layer in layers)
+
+    def after(self, environ: Environ, status: str, headers: Headers) -> None:
+        fields = self.fields
+        for name, _ in headers:  # PERF: `has_any`, inlined (one frame less)
+            if name.lower() in fields:
+                for layer in self.layers:
+                    layer.after(environ, status, headers)
+                return
+        for added in self.added:
+            headers.extend(added(environ))
 
 
 __all__ = [

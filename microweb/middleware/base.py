@@ -14,6 +14,12 @@ WSGI call. Inside a microweb `App`, the stack calls the hooks directly
 instead (see `microweb.middleware.HookChain`), so that six middleware do
 not cost six WSGI round trips and six ``start_response`` wrappers.
 
+An `after` hook that only *adds* headers the response does not have yet
+(SecurityHeaders, CORS's ``Vary: Origin``, RequestID's id) may also say so
+(`after_fields` and `added_headers`, optional): a `HookChain` then serves
+several such layers with one pass over the response headers instead of one
+pass each.
+
 Options are validated in ``__init__`` (a bad option is a ``ValueError`` at
 startup, never a surprise per request), and whatever can be computed once —
 header values, compiled patterns — is computed there.
@@ -30,6 +36,10 @@ from ..types import Environ, Headers, StartResponse, WSGIApp
 class Middleware:
     """A WSGI middleware defined by a `before` and an `after` hook."""
 
+    #: Optional, with `added_headers`: the lower-cased names of every response
+    #: header this layer's `after` reads or writes.
+    after_fields: frozenset[str] = frozenset()
+
     def __init__(self, app: WSGIApp) -> None:
         self.app = app
 
@@ -39,6 +49,21 @@ class Middleware:
 
     def after(self, environ: Environ, status: str, headers: Headers) -> None:
         """Change the response headers in place, before the server sees them."""
+
+    def added_headers(self, environ: Environ) -> Headers:
+        """Optional (PERF): the headers `after` appends to a response that has none
+        of `after_fields`.
+
+        A layer that defines it (in the class that defines `after`) promises:
+        when no header of the response is named in `after_fields`,
+        ``after(environ, status, headers)`` is exactly
+        ``headers.extend(self.added_headers(environ))``, whatever the status;
+        and it only ever adds fields named in `after_fields`. `HookChain` uses
+        this to serve neighbouring layers with one scan of the headers (see
+        `microweb.middleware.HeaderGroup`). The list returned may be shared:
+        callers copy from it, never change it.
+        """
+        raise NotImplementedError
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         early = self.before(environ)
@@ -68,6 +93,16 @@ def has_header(headers: Headers, lower_name: str) -> bool:
     return False
 
 
+def has_any(headers: Headers, lower_names: frozenset[str]) -> bool:
+    """Whether `headers` has a field named in `lower_names` (given in lower case)."""
+    # PERF: a plain loop, no set of the names built (0.25 µs against 0.65 for
+    # `header_names(headers).isdisjoint(...)` on a two-header response).
+    for name, _ in headers:  # noqa: SIM110
+        if name.lower() in lower_names:
+            return True
+    return False
+
+
 def add_vary(headers: Headers, field: str) -> None:
     """RFC 9110 §12.5.5: add `field` to ``Vary`` in place, merged into an existing one.
 
@@ -90,3 +125,21 @@ def add_vary(headers: Headers, field: str) -> None:
 def overrides(layer: Middleware, hook: str) -> bool:
     """True when `layer`'s class defines its own `hook` (not the no-op above)."""
     return getattr(type(layer), hook) is not getattr(Middleware, hook)
+
+
+def adds_headers_only(layer: Middleware) -> bool:
+    """True when `layer` keeps the `added_headers` promise (see `Middleware.added_headers`).
+
+    The class that defines `after` must define `added_headers` too: a
+    subclass that changes `after` alone has not promised anything.
+    """
+    return (
+        overrides(layer, "after")
+        and bool(layer.after_fields)
+        and defining_class(layer, "after") is defining_class(layer, "added_headers")
+    )
+
+
+def defining_class(layer: Middleware, attribute: str) -> type:
+    """The class in `layer`'s MRO whose body defines `attribute`."""
+    return next(k for k in type(layer).__mro__ if attribute in vars(k))

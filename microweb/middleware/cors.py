@@ -46,7 +46,7 @@ from typing import Any
 
 from ..routing import RouteTable, automatic_options
 from ..types import Environ, Headers, StartResponse, WSGIApp
-from .base import Middleware, add_vary
+from .base import Middleware, add_vary, has_any
 
 # RFC 9110 §5.6.2: methods and header names are tokens.
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
@@ -162,6 +162,9 @@ class CORS(Middleware):
         expose = "*" if any_exposed else ", ".join(sorted(exposed))
         exposing = [("Access-Control-Expose-Headers", expose)] if expose else []
         self.grant_extra = credentials + exposing
+        self.grant_any = [("Access-Control-Allow-Origin", "*"), *self.grant_extra]
+        self.vary_only = vary
+        self.after_fields = frozenset(name.lower() for name, _ in [*vary, *self.grant_any])
         age = [] if max_age is None else [("Access-Control-Max-Age", str(max_age))]
         self.preflight_extra = credentials + age + vary
         text = [*vary, ("Content-Type", "text/plain; charset=utf-8")]
@@ -181,16 +184,28 @@ class CORS(Middleware):
             return None
         return self.preflight(environ, origin, method)
 
-    def after(self, environ: Environ, status: str, headers: Headers) -> None:
+    def added_headers(self, environ: Environ) -> Headers:
+        """The grant (when Origin is allowed) and ``Vary: Origin``, for a response with neither."""
         if self.any_origin:
             # Fetch §3.3.3: `*` is the same answer for everyone: no Vary needed.
-            _replace(headers, [("Access-Control-Allow-Origin", "*"), *self.grant_extra])
-            return
-        add_vary(headers, "Origin")
+            return self.grant_any
         origin = environ.get("HTTP_ORIGIN")
         if origin is not None and self.allows(origin):
             # SECURITY: `allows` passes only a set member or a serialized origin.
-            _replace(headers, [("Access-Control-Allow-Origin", origin), *self.grant_extra])
+            return [*self.vary_only, ("Access-Control-Allow-Origin", origin), *self.grant_extra]
+        return self.vary_only
+
+    def after(self, environ: Environ, status: str, headers: Headers) -> None:
+        added = self.added_headers(environ)
+        if not has_any(headers, self.after_fields):
+            headers.extend(added)  # PERF: the usual case, the app set none of them
+            return
+        # The app set some: merge Origin into its Vary, replace its grant.
+        if not self.any_origin:
+            add_vary(headers, "Origin")
+        grant = [(name, value) for name, value in added if name != "Vary"]
+        if grant:
+            _replace(headers, grant)
 
     def allows(self, origin: str) -> bool:
         if self.any_origin or origin in self.origins:

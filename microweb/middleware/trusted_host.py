@@ -29,6 +29,9 @@ The allow-list, built once in ``__init__``:
   list ``example.com`` too if it is served. A lookup tries each parent of
   the request's host (``.b.example.com``, ``.example.com``, ``.com``): a
   few set lookups, however long the list.
+- ``passed``: the raw ``(Host, scheme)`` pairs already allowed, filled as
+  requests come (at most `PASSED_MAX`, never a refused one), so that the
+  usual request costs one set lookup.
 - ``["*"]`` alone disables the allow-list (any well-formed host passes;
   malformed or missing ones are still refused). Use it only when something
   in front (a proxy with its own server names) already checks ``Host``.
@@ -46,6 +49,7 @@ from ..types import Environ, StartResponse, WSGIApp
 from .base import Middleware
 
 DEFAULT_PORTS = {"http": "80", "https": "443"}
+PASSED_MAX = 1024
 
 # SECURITY: an allow-list of characters, not a deny-list: "/", "?", "#", "@",
 # spaces, commas (two Host values joined), quotes and controls all fail
@@ -103,6 +107,11 @@ class TrustedHost(Middleware):
                 self._add(entry)
         # PERF: a wildcard lookup costs ~1 µs; the same few hosts come back all day.
         self.is_allowed = lru_cache(maxsize=1024)(self.allows)
+        # PERF: the raw (Host, scheme) pairs already allowed: on the usual
+        # request `before` is one set lookup (0.15 µs a call, against 0.3
+        # with parse_host and is_allowed, both cached). Only allowed pairs are
+        # kept, at most `PASSED_MAX`: made-up hosts cannot grow it.
+        self.passed: set[tuple[str, str]] = set()
         self.not_allowed = Refusal("The Host header names a host this server does not serve.")
         self.missing = Refusal("An HTTP/1.1 request must carry a Host header.")
 
@@ -123,6 +132,9 @@ class TrustedHost(Middleware):
 
     def before(self, environ: Environ) -> WSGIApp | None:
         value = environ.get("HTTP_HOST")
+        scheme = environ["wsgi.url_scheme"]
+        if (value, scheme) in self.passed:
+            return None
         if value is None:
             # RFC 9112 §3.2: a server MUST answer 400 to an HTTP/1.1 request
             # without Host. HTTP/1.0 predates Host: check the server's name.
@@ -132,9 +144,11 @@ class TrustedHost(Middleware):
         host = parse_host(value)
         if host is None:
             return self.not_allowed
-        if self.allow_all or self.is_allowed(host, environ["wsgi.url_scheme"]):
-            return None
-        return self.not_allowed
+        if not (self.allow_all or self.is_allowed(host, scheme)):
+            return self.not_allowed
+        if "HTTP_HOST" in environ and len(self.passed) < PASSED_MAX:
+            self.passed.add((value, scheme))
+        return None
 
     def allows(self, host: Host, scheme: str) -> bool:
         """Whether the well-formed `host` (requested over `scheme`) is on the list."""
