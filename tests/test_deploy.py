@@ -43,7 +43,8 @@ import pytest
 from debian import ensure_installed
 from servers import REPO_ROOT, Reply, fetch
 
-from examples.deploy.run import NGINX, REDIS_SERVER, Deployment, alive
+from examples.deploy.processes import alive
+from examples.deploy.run import NGINX, REDIS_SERVER, Deployment
 
 pytestmark = pytest.mark.e2e
 
@@ -149,16 +150,39 @@ def test_nginx_balances_requests_over_both_instances(deployment: Deployment) -> 
 # --- (b) one rate limit for both instances ------------------------------------------------
 
 
+# Far more than the rate-limit test can take (its requests time out long before).
+WINDOW_MARGIN = 3600.0  # seconds
+
+
+def period_with_room(margin: float = WINDOW_MARGIN) -> int:
+    """A period in seconds, about a day, whose current fixed window has `margin` seconds left.
+
+    RateLimit numbers its windows ``floor(now / period)``, so a count can
+    restart only at a multiple of the period. Day windows (86,400 s) end at
+    midnight UTC; 86,401 s windows end one second later each day since 1970,
+    i.e. 5.8 hours after midnight in 2026. Within `margin` of one boundary,
+    the other is hours away: one of the two always has room, and which one
+    is decided before the instances start, so the test cannot straddle a
+    window whatever the time of day.
+    """
+    now = time.time()
+    for period in (86_400, 86_401):
+        if period - now % period >= margin:
+            return period
+    raise RuntimeError(f"no window with {margin}s left at {now}")  # not before the year 2206
+
+
 def test_one_rate_limit_across_both_instances_and_forged_x_forwarded_for(
     tools: None, tmp_path: Path
 ) -> None:
     """N requests per client in all, not N per instance; a forged X-Forwarded-For changes nothing.
 
-    Fixed window of a day: the window boundary (midnight UTC) is the only
-    moment the count could restart during the test.
+    A fixed window of about a day, chosen so that its boundary, the only
+    moment the count could restart, is at least WINDOW_MARGIN away.
     """
     limit = 10
-    env = INSTANCE_ENV | {"RATE_LIMIT": f"{limit}/day"}
+    period = period_with_room()
+    env = INSTANCE_ENV | {"RATE_LIMIT": f"{limit}/{period} seconds"}
     with running(tmp_path / "run", env=env, gunicorn_args=GUNICORN_ARGS) as deployment:
 
         def one(n: int) -> Reply:
@@ -171,7 +195,7 @@ def test_one_rate_limit_across_both_instances_and_forged_x_forwarded_for(
             replies = list(pool.map(one, range(3 * limit)))
         allowed = [reply for reply in replies if reply.status != 429]
         refused = [reply for reply in replies if reply.status == 429]
-        print(f"\nrate limit {limit}/day, {len(replies)} requests: "
+        print(f"\nrate limit {limit}/{period} s, {len(replies)} requests: "
               f"{len(allowed)} allowed, {len(refused)} refused (429)")  # fmt: skip
         assert len(allowed) == limit
         assert {reply.status for reply in allowed} == {401}  # counted, then the handler ran

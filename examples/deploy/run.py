@@ -13,157 +13,53 @@ and returns, leaving them running; ``stop`` stops them all by the PIDs
 Python (the tests do this), `Deployment` does the same and more: stop and
 start one instance or Redis while the rest keeps running.
 
-Readiness, without sleeping or polling:
+This file owns *what* runs: the `Deployment` (which processes, their
+order, ports, configuration and ``state.json``) and the command line.
+*How* one process is started ready to serve and stopped by PID, without
+sleeping or polling, is processes.py's job.
 
-- **gunicorn and nginx are handed a socket that is already listening.** This
-  script binds 127.0.0.1:port, calls ``listen()`` and passes the descriptor
-  down (gunicorn: ``--bind fd://N``; nginx: the ``NGINX=N;`` environment
-  variable, the mechanism of its own binary upgrade, which makes it adopt an
-  inherited socket whose address matches a ``listen``). From that moment
-  a client's connection is queued by the kernel until a worker accepts it,
-  so there is nothing to wait for. Restarting an instance rebinds the same
-  port (``SO_REUSEADDR``), which nginx's upstream block names.
-- **redis-server says when it is ready**: started with ``--supervised
-  systemd``, it sends ``READY=1`` to the datagram socket named by
-  ``NOTIFY_SOCKET`` (the sd_notify protocol) once it accepts connections;
-  this script waits on that socket, with a deadline, watching for an early exit.
-- **Stopping waits for the exit** itself (``waitpid`` for our children, a
-  pidfd for processes a previous ``start`` left running), with a deadline,
-  after which the process group is killed.
-
-Every process gets its own session (so a Ctrl-C in the terminal that ran
-``start`` does not reach them), its own log file, and, for gunicorn, its
-own ``--control-socket`` and ``--pid`` file: gunicorn 27's control socket
-defaults to one path per user (``~/.gunicorn/gunicorn.ctl``), which two
-instances would fight over.
+Every gunicorn instance gets its own ``--control-socket`` and ``--pid``
+file: gunicorn 27's control socket defaults to one path per user
+(``~/.gunicorn/gunicorn.ctl``), which two instances would fight over.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import http.client
 import json
 import os
 import secrets
-import select
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Any
+
+# NOTE: run as a script (python examples/deploy/run.py), Python puts this
+# directory on sys.path, not the repository root that `examples` lives in.
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent))
+
+from examples.deploy.processes import (
+    HOST,
+    START_TIMEOUT,
+    DeployError,
+    alive,
+    free_port,
+    listening_socket,
+    spawn,
+    spawn_nginx,
+    spawn_notified,
+    stop_process,
+)
 
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parent.parent
 TEMPLATE = HERE / "nginx.conf.template"
 NGINX = Path("/usr/sbin/nginx")
 REDIS_SERVER = Path("/usr/bin/redis-server")
-HOST = "127.0.0.1"
 INSTANCES = ("a", "b")
-START_TIMEOUT = 10.0  # seconds: for redis-server to be ready, for nginx -t
 CHECK_TIMEOUT = 30.0  # seconds: for gunicorn's workers to load the app and answer
-STOP_TIMEOUT = 15.0  # seconds: for a process to exit after its stop signal
-
-
-class DeployError(RuntimeError):
-    """A process of the deployment could not be started or stopped."""
-
-
-# --- sockets and processes --------------------------------------------------------------
-
-
-def listening_socket(port: int) -> socket.socket:
-    """A socket listening on 127.0.0.1:`port` (0: the kernel picks a free port)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    # NOTE: so that a restarted instance can take its port back while
-    # connections of its previous life are still in TIME_WAIT.
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((HOST, port))
-        sock.listen(1024)
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
-def free_port() -> int:
-    """A port nothing listens on now (redis-server binds it itself: a short race)."""
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def spawn(command: list[str], log: Path, **options: Any) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group, led by `pid`
-            **options,
-        )
-
-
-def alive(pid: int, name: str) -> bool:
-    """Is `pid` running, and is it still the `name` we started (not a reused PID)?"""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_bytes()
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-    # proc(5): the state follows the command name in parentheses; Z is a
-    # zombie, exited and waiting for its parent (init, once `start` returned).
-    if stat[stat.rindex(b")") + 2 : stat.rindex(b")") + 3] in (b"Z", b"X"):
-        return False
-    return name.encode() in cmdline
-
-
-def wait_exit(pid: int, process: subprocess.Popen[bytes] | None, timeout: float) -> bool:
-    """Wait until `pid` exits; True if it did within `timeout`."""
-    if process is not None:  # our child: waitpid, which also reaps it
-        try:
-            process.wait(timeout)
-            return True
-        except subprocess.TimeoutExpired:
-            return False
-    try:  # started by an earlier `run.py start`: a pidfd becomes readable at exit
-        pidfd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return True
-    try:
-        return bool(select.select([pidfd], [], [], timeout)[0])
-    finally:
-        os.close(pidfd)
-
-
-def stop_process(
-    pid: int, name: str, sig: signal.Signals, process: subprocess.Popen[bytes] | None = None
-) -> str | None:
-    """Send `sig` to `pid`, wait for it to exit, SIGKILL its group if it does not.
-
-    Returns a problem to report, or None.
-    """
-    if process is None and not alive(pid, name):
-        return None
-    if process is not None and process.poll() is not None:
-        return f"{name} (pid {pid}) had exited on its own, status {process.returncode}"
-    try:
-        os.kill(pid, sig)
-        # A stopped process (pause_redis) acts on the signal only once continued.
-        os.kill(pid, signal.SIGCONT)
-    except ProcessLookupError:
-        return None
-    if wait_exit(pid, process, STOP_TIMEOUT):
-        return None
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGKILL)  # the group `spawn` made: gunicorn's workers too
-    wait_exit(pid, process, STOP_TIMEOUT)
-    return f"{name} (pid {pid}) ignored {sig.name} for {STOP_TIMEOUT}s and was killed"
 
 
 # --- the deployment ------------------------------------------------------------------------
@@ -270,40 +166,22 @@ class Deployment:
         raise DeployError(f"redis-server did not start; see {self.log('redis')}")
 
     def _launch_redis(self, port: int) -> bool:
-        notify_path = self.dir / "redis-notify.sock"
-        notify_path.unlink(missing_ok=True)
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
-            notify.bind(str(notify_path))
-            command = [
-                str(REDIS_SERVER),
-                "--bind", HOST,
-                "--port", str(port),
-                "--save", "",  # the recipe's state is disposable: no persistence
-                "--appendonly", "no",
-                "--dir", str(self.dir),
-                "--daemonize", "no",
-                "--supervised", "systemd",
-            ]  # fmt: skip
-            env = {**os.environ, "NOTIFY_SOCKET": str(notify_path)}
-            process = spawn(command, self.log("redis"), env=env)
-            exited = os.pidfd_open(process.pid)  # readable once redis-server exits
-            try:
-                # Wait for READY=1, or for redis-server to exit (say, its port was taken).
-                deadline = time.monotonic() + START_TIMEOUT
-                while (left := deadline - time.monotonic()) > 0:
-                    readable, _, _ = select.select([notify, exited], [], [], left)
-                    if notify in readable and b"READY=1" in notify.recv(4096):
-                        self.pids["redis"], self.processes["redis"] = process.pid, process
-                        return True
-                    if exited in readable:
-                        break
-            finally:
-                os.close(exited)
-                notify_path.unlink(missing_ok=True)
-        if process.poll() is None:
-            stop_process(process.pid, "redis-server", signal.SIGKILL, process)
-            raise DeployError(f"redis-server not ready in {START_TIMEOUT}s")
-        return False
+        command = [
+            str(REDIS_SERVER),
+            "--bind", HOST,
+            "--port", str(port),
+            "--save", "",  # the recipe's state is disposable: no persistence
+            "--appendonly", "no",
+            "--dir", str(self.dir),
+            "--daemonize", "no",
+            "--supervised", "systemd",  # READY=1 on NOTIFY_SOCKET once it serves
+        ]  # fmt: skip
+        # None: it exited before it was ready (say, its port was taken).
+        process = spawn_notified(command, self.log("redis"), self.dir / "redis-notify.sock")
+        if process is None:
+            return False
+        self.pids["redis"], self.processes["redis"] = process.pid, process
+        return True
 
     def stop_redis(self) -> str | None:
         return self._stop("redis", "redis-server", signal.SIGTERM)
@@ -322,8 +200,8 @@ class Deployment:
         name = INSTANCES[i]
         if name in self.pids:
             raise DeployError(f"instance {name} is already running")
-        listener = listening_socket(self.instance_ports[i])
-        try:
+        # Bound and listening before gunicorn starts: clients queue from now on.
+        with listening_socket(self.instance_ports[i]) as listener:
             fd = listener.fileno()
             command = [
                 sys.executable, "-m", "microweb", "run", "examples.deploy.app:app",
@@ -349,8 +227,8 @@ class Deployment:
                 command, self.log(f"gunicorn-{name}"), env=env, pass_fds=(fd,), cwd=REPO_ROOT
             )
             self.instance_ports[i] = listener.getsockname()[1]
-        finally:
-            listener.close()  # gunicorn holds it now; our copy would outlive it
+        # Leaving the `with` closed our copy of the socket: gunicorn holds it
+        # now, and ours would keep the port open after gunicorn exits.
         self.pids[name], self.processes[name] = process.pid, process
         self.save()
 
@@ -393,8 +271,7 @@ class Deployment:
     def start_nginx(self) -> None:
         if "nginx" in self.pids:
             raise DeployError("nginx is already running")
-        listener = listening_socket(self.port)
-        try:
+        with listening_socket(self.port) as listener:  # closed once nginx has it
             self.port = listener.getsockname()[1]
             conf = self.render_nginx_conf()
             log = self.log("nginx-error")
@@ -409,11 +286,7 @@ class Deployment:
             )
             if check.returncode != 0:
                 raise DeployError(f"nginx -t refused {conf}:\n{check.stderr}")
-            fd = listener.fileno()
-            env = {**os.environ, "NGINX": f"{fd};"}  # adopt the listening socket
-            process = spawn(base, self.log("nginx"), env=env, pass_fds=(fd,))
-        finally:
-            listener.close()
+            process = spawn_nginx(base, self.log("nginx"), listener)
         self.pids["nginx"], self.processes["nginx"] = process.pid, process
         self.save()
 
