@@ -108,19 +108,25 @@ def default_stack_app() -> App:
     """The notes-like app with every middleware of this package, added in a scrambled order."""
     from microweb.middleware import (
         CORS,
+        BodyLimit,
         CrossOriginProtection,
         ETag,
         GZip,
         HTTPSRedirect,
+        Idempotency,
         ProxyFix,
+        RateLimit,
         RequestID,
         SecurityHeaders,
         TrustedHost,
     )
     from microweb.sessions import CookieSessions
+    from microweb.stores import MemoryStore
 
     app = make_app()
+    app.use(Idempotency, store=MemoryStore())
     app.use(ETag)
+    app.use(BodyLimit)
     app.use(CookieSessions, secret_keys=["k" * 32])
     app.use(CrossOriginProtection)
     app.use(CORS, allow_origins=["https://app.example"], allow_credentials=True)
@@ -130,6 +136,7 @@ def default_stack_app() -> App:
     app.use(SecurityHeaders)
     app.use(RequestID)
     app.use(ProxyFix, x_for=1, x_proto=1)
+    app.use(RateLimit, limit="1000/minute", store=MemoryStore())
     return app
 
 
@@ -140,11 +147,12 @@ def test_use_places_each_middleware_by_the_declared_order() -> None:
     layers = [layer for layer, _ in app.middleware]
     assert len(layers) == len(ORDER)
     assert all(issubclass(layer, kind) for layer, kind in zip(layers, ORDER, strict=True))
-    # The six hook middleware run as one chain, around the two that wrap the body.
+    # The hook middleware before BodyLimit run as one chain; BodyLimit, Idempotency,
+    # GZip and ETag handle the body, so they are WSGI layers (with a chain between).
     assert isinstance(app._stack, HookChain)
     assert [type(layer).__name__ for layer in app._stack.layers] == [
         "ProxyFix", "RequestID", "SecurityHeaders", "TrustedHost", "HTTPSRedirect", "CORS",
-        "CrossOriginProtection", "CookieSessions",
+        "RateLimit",
     ]
 
 
@@ -153,7 +161,8 @@ def test_routes_command_prints_the_stack_in_request_order() -> None:
 
     table = routes_table(default_stack_app())
     names = ["ProxyFix", "RequestID", "SecurityHeaders", "TrustedHost", "HTTPSRedirect", "CORS",
-             "CrossOriginProtection", "CookieSessions", "GZip", "ETag"]
+             "RateLimit", "BodyLimit", "CrossOriginProtection", "CookieSessions", "GZip", "ETag",
+             "Idempotency"]
     positions = [table.index(f". {name}(") for name in names]
     assert positions == sorted(positions)
 
@@ -187,6 +196,37 @@ def test_early_answers_and_errors_carry_security_headers_and_the_request_id(
     assert response.headers["X-Request-ID"]
     https = headers.get("X-Forwarded-Proto") == "https"
     assert ("Strict-Transport-Security" in response.headers) == https
+
+
+def test_rfc6585_4_429_and_rfc9110_15_5_14_413_carry_the_outer_layers_headers() -> None:
+    """RateLimit and BodyLimit answer inside SecurityHeaders, RequestID and CORS:
+    their refusals carry the security headers, the id and the CORS grant (so a
+    page's script can read why it was refused)."""
+    from microweb.middleware import CORS, BodyLimit, RateLimit, RequestID, SecurityHeaders
+    from microweb.stores import MemoryStore
+
+    app = App()
+
+    @app.post("/upload")
+    def upload(req: Request) -> dict[str, int]:
+        return {"received": len(req.body)}
+
+    app.use(BodyLimit, max_bytes=10)
+    app.use(RateLimit, limit="2/minute", store=MemoryStore())
+    app.use(CORS, allow_origins=["https://app.example"])
+    app.use(SecurityHeaders)
+    app.use(RequestID)
+    client = Client(app)
+    origin = {"Origin": "https://app.example"}
+    too_large = client.post("/upload", b"x" * 11, headers=origin, status=413)
+    assert client.post("/upload", b"x" * 10, headers=origin).json == {"received": 10}
+    too_many = client.post("/upload", b"x", headers=origin, status=429)
+    for refusal in (too_large, too_many):
+        assert refusal.headers["X-Content-Type-Options"] == "nosniff"
+        assert refusal.headers["X-Request-ID"]
+        assert refusal.headers["Access-Control-Allow-Origin"] == "https://app.example"
+    # The oversized upload counted against the client's rate (RateLimit is outside).
+    assert too_many.headers["RateLimit-Remaining"] == "0"
 
 
 def test_fetch_cors_preflight_grants_route_methods_through_other_middleware() -> None:

@@ -21,25 +21,38 @@ The order, and why:
    sent to https before anything else is done for it.
 6. **CORS** — answers preflights before the app (and its auth) runs: a
    preflight carries no credentials and must not be refused for that.
-7. **CrossOriginProtection** — after CORS (preflights are answered first,
-   and its 403 still carries the CORS grant, so a page can read why it was
-   refused), after ProxyFix and TrustedHost (it compares Origin with the
-   scheme and Host they established), and before sessions and the app, so
-   a refused cross-site request never loads a session or changes anything.
-8. **CookieSessions / ServerSessions** (`microweb.sessions`) — after
+7. **RateLimit** — after ProxyFix (it counts per client address, the one
+   ProxyFix established) and after CORS (a preflight is not counted, and
+   a 429 still carries the CORS grant, so a page can read why it was
+   refused); before everything that costs work: body reading, sessions,
+   idempotency records, the app.
+8. **BodyLimit** — after RateLimit (an oversized upload still counts
+   against its sender), before anything that reads the body.
+9. **CrossOriginProtection** — after CORS (preflights are answered first,
+   and its 403 still carries the CORS grant), after ProxyFix and
+   TrustedHost (it compares Origin with the scheme and Host they
+   established), and before sessions and the app, so a refused cross-site
+   request never loads a session or changes anything.
+10. **CookieSessions / ServerSessions** (`microweb.sessions`) — after
    CrossOriginProtection, so a preflight or a refused cross-site POST never
    loads a session (no HMAC, no store read); outside GZip/ETag, so the
    session's ``Set-Cookie`` and ``Vary: Cookie`` are on the response that
    ETag tags and GZip compresses.
-9. **GZip** — outside ETag: ETag hashes the identity bytes, and GZip gives
+11. **GZip** — outside ETag: ETag hashes the identity bytes, and GZip gives
    the gzip representation its own tag (``"x-gzip"``) and maps a client's
    ``If-None-Match: "x-gzip"`` back, so a revalidating client gets its 304
    (RFC 9110 §8.8.3: two representations never share a strong tag). A
    304 decided inside costs no compression.
-10. **ETag** — innermost, next to the app: it hashes exactly the bytes the
-   app produced and answers 304/412/428 before any outer layer handles a
-   body. GZip and ETag wrap the body, so they are plain WSGI layers, not
-   hooks.
+12. **ETag** — next to the app: it hashes exactly the bytes the app
+   produced and answers 304/412/428 before any outer layer handles a body.
+13. **Idempotency** — innermost: it records exactly what the app produced
+   (identity bytes, no ``Content-Encoding``), so a replay is compressed,
+   or not, for the ``Accept-Encoding`` of the retry, and tagged again like
+   any response; and it runs only for requests that every other layer let
+   through (a refused request must not take an idempotency key).
+
+BodyLimit, GZip, ETag and Idempotency handle a body, so they are plain WSGI
+layers, not hooks.
 
 Inside an `App`, each run of consecutive `Middleware` subclasses runs as a
 `HookChain` (other middleware, such as those that wrap the body, stay plain
@@ -61,12 +74,15 @@ from typing import Any, cast
 from ..sessions.session import SessionMiddleware
 from ..types import Environ, Headers, StartResponse, WSGIApp
 from .base import Middleware, adds_headers_only, overrides
+from .body_limit import BodyLimit
 from .cors import CORS
 from .csrf import CrossOriginProtection, csrf_exempt
 from .etag import ETag
 from .gzip import GZip
 from .https_redirect import HTTPSRedirect
+from .idempotency import Idempotency
 from .proxy_fix import ProxyFix
+from .rate_limit import RateLimit
 from .request_id import RequestID, RequestIDFilter
 from .security_headers import SecurityHeaders
 from .trusted_host import TrustedHost
@@ -79,10 +95,13 @@ ORDER: tuple[type, ...] = (
     TrustedHost,
     HTTPSRedirect,
     CORS,
+    RateLimit,
+    BodyLimit,
     CrossOriginProtection,
     SessionMiddleware,
     GZip,
     ETag,
+    Idempotency,
 )
 
 LayerSpec = tuple[Callable[..., WSGIApp], dict[str, Any]]
@@ -229,13 +248,16 @@ class HeaderGroup:
 __all__ = [
     "CORS",
     "ORDER",
+    "BodyLimit",
     "CrossOriginProtection",
     "ETag",
     "GZip",
     "HTTPSRedirect",
     "HookChain",
+    "Idempotency",
     "Middleware",
     "ProxyFix",
+    "RateLimit",
     "RequestID",
     "RequestIDFilter",
     "SecurityHeaders",

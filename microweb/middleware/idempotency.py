@@ -118,8 +118,10 @@ Failure modes:
 Its place in the stack: inside CORS, RateLimit, CrossOriginProtection and
 the sessions (a preflight, a rate-limited or cross-site-refused request
 never touches the store, and the session's ``Set-Cookie`` is added to a
-replay too), outside GZip and ETag: it records the identity bytes the app
-produced, and GZip compresses a replay again for each client.
+replay too), and inside GZip and ETag — innermost of all: it records the
+identity bytes the app produced, and GZip compresses a replay again for the
+``Accept-Encoding`` of each retry (outside GZip it would record gzip bytes and
+replay them to a client that never asked for gzip).
 """
 
 from __future__ import annotations
