@@ -11,8 +11,8 @@ around *any* PEP 3333 app (a Flask app too). Most of them only need to
 
 A subclass overrides one or both; `__call__` turns them into an ordinary
 WSGI call. Inside a microweb `App`, the stack calls the hooks directly
-instead (see `microweb.middleware.HookChain`), so that six middleware do
-not cost six WSGI round trips and six ``start_response`` wrappers.
+instead (see `microweb.middleware.HookChain`), so that N middleware do
+not cost N WSGI round trips and N ``start_response`` wrappers.
 
 An `after` hook that only *adds* headers the response does not have yet
 (SecurityHeaders, CORS's ``Vary: Origin``, RequestID's id) may also say so
