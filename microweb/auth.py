@@ -32,6 +32,12 @@ The defences, with the rule each follows:
 - **Revocation by ``jti``** with a store: ``auth.revoke(jti, expires_at)``
   keeps the id until the token would have expired anyway. With a store,
   ``jti`` is a required claim (a token without one could not be revoked).
+  When the store cannot be read (`StoreError`), the check fails closed by
+  default: the error reaches the app, which answers 503 with
+  ``Retry-After`` (`microweb.errors`), so a revoked token is never let in
+  by an outage. ``fail_open=True`` accepts the token instead (signature
+  and times verified, only revocation unknown) and logs a warning. A
+  failing ``revoke()`` raises `StoreError` too: a 503 from the handler.
 - **The ``Authorization`` header only** (RFC 6750 §2.1), never the query
   string (§2.3: URLs are logged, and leak through ``Referer``). A token over
   `MAX_TOKEN_LENGTH` is refused before it is parsed.
@@ -56,6 +62,7 @@ What the client is told (RFC 6750 §3, §3.1):
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import re
 import secrets
@@ -68,7 +75,7 @@ import jwt
 from jwt.algorithms import HMACAlgorithm
 
 from .errors import HTTPError
-from .stores import Store
+from .stores import Store, StoreError
 
 __all__ = ["MAX_TOKEN_LENGTH", "JWTAuth", "TokenRejected"]
 
@@ -78,6 +85,8 @@ Key: TypeAlias = Any
 
 #: Longest token accepted, in characters (a JWT with a few claims is ~300).
 MAX_TOKEN_LENGTH = 8192
+
+logger = logging.getLogger("microweb")
 # RFC 6750 §2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
 _B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 _SEPARATOR = re.compile(r"[\s,]")
@@ -114,6 +123,7 @@ class JWTAuth:
         realm: str = "api",
         keys: Mapping[str, Key] | None = None,
         clock: Callable[[], float] = time.time,
+        fail_open: bool = False,
     ) -> None:
         for name, value in (("algorithms", algorithms), ("required_claims", required_claims)):
             if isinstance(value, str):
@@ -136,6 +146,10 @@ class JWTAuth:
             raise ValueError(f"realm: printable ASCII, no quotes or backslashes: {realm!r}")
         if key is None and not keys:
             raise ValueError("JWTAuth needs a key, or keys={kid: key}")
+        if not isinstance(fail_open, bool):
+            raise ValueError(f"fail_open is True or False, not {fail_open!r}")
+        #: When the revocation store fails: accept the token (True) or 503 (False).
+        self.fail_open = fail_open
         self.issuer, self.audience, self.leeway = issuer, audience, leeway
         self.store, self.realm, self.clock = store, realm, clock
         self.required_claims = list(required_claims) + (["jti"] if store is not None else [])
@@ -201,7 +215,8 @@ class JWTAuth:
 
     def decode(self, token: str) -> dict[str, Any]:
         """The verified claims of `token`; raises a `jwt.PyJWTError` (or
-        ``ValueError``/``TypeError`` for malformed input) when it does not verify."""
+        ``ValueError``/``TypeError`` for malformed input) when it does not verify,
+        and `StoreError` when the revocation store fails (unless `fail_open`)."""
         if len(token) > MAX_TOKEN_LENGTH:
             raise TokenRejected("The token is too long.")
         header = jwt.get_unverified_header(token)
@@ -222,9 +237,20 @@ class JWTAuth:
                      "verify_iat": False, "enforce_minimum_key_length": True},
         )  # fmt: skip
         self._check_times(claims)
-        if self.store is not None and self.store.get(_revoked_key(claims["jti"])) is not None:
+        if self.store is not None and self._revoked(self.store, claims["jti"]):
             raise TokenRejected("The token has been revoked.")
         return claims
+
+    def _revoked(self, store: Store, jti: str) -> bool:
+        """Whether `jti` is revoked; a `StoreError` propagates unless `fail_open`."""
+        try:
+            return store.get(_revoked_key(jti)) is not None
+        except StoreError as exc:
+            if not self.fail_open:
+                raise  # NOTE: the App answers 503 and logs it (microweb.errors)
+            # SECURITY: a revoked token is accepted while this lasts; hence the warning.
+            logger.warning("JWTAuth: the revocation store failed (%s); token accepted", exc)
+            return False
 
     def _check_times(self, claims: dict[str, Any]) -> None:
         now, leeway = self.clock(), self.leeway

@@ -13,6 +13,15 @@ An exception that is not an `HTTPError` is a bug: the client gets a bare
 exception (its text, the traceback, file paths) is in the body unless the
 app runs with ``debug=True``: those details help an attacker map the code.
 
+One exception is not a bug but an outage: a `StoreError` (a shared store
+— SQLite locked, Redis down — cannot be used; see `microweb.stores`).
+Raised by a handler (``req.session.invalidate()``, a JWT revocation check,
+``auth.revoke``), it becomes **503 Service Unavailable** with ``Retry-After:
+STORE_RETRY_AFTER`` (RFC 9110 §15.6.4, §10.2.3) and a fixed detail, and a
+warning (the store's message, no traceback) on the ``microweb`` logger: the
+client should come back, not report a bug. `store_unavailable` builds that
+error, for the middleware that meet a store failure outside the app too.
+
 `ErrorHandlers` holds the handlers registered with ``@app.errorhandler(404)``
 or ``@app.errorhandler(SomeException)``. A handler takes ``(req, error)``
 and returns anything a route handler may return. If it fails in turn, the
@@ -33,12 +42,15 @@ from webob.acceptparse import create_accept_header
 from webob.exc import WSGIHTTPException
 
 from .response import PHRASES, Reply, check_headers, json_bytes, status_line, to_response
+from .stores.base import STORE_RETRY_AFTER, StoreError
 
 logger = logging.getLogger("microweb")
 
 PROBLEM_JSON = "application/problem+json"
 HTML = "text/html; charset=utf-8"
 ErrorHandler = Callable[[Any, Any], Any]
+#: The detail of a 503 caused by a store failure: nothing about the store itself.
+STORE_UNAVAILABLE = "A shared store is unavailable; try again shortly."
 
 
 class HTTPError(Exception):
@@ -70,6 +82,11 @@ class HTTPError(Exception):
 
     def __repr__(self) -> str:
         return f"HTTPError({self.status}, {self.detail!r})"
+
+
+def store_unavailable(detail: str = STORE_UNAVAILABLE) -> HTTPError:
+    """The 503 for a `StoreError`: ``Retry-After: STORE_RETRY_AFTER`` (RFC 9110 §15.6.4)."""
+    return HTTPError(503, detail, [("Retry-After", str(STORE_RETRY_AFTER))])
 
 
 @lru_cache(maxsize=128)
@@ -168,7 +185,12 @@ class ErrorHandlers:
             return render(exc, accept)
         if isinstance(exc, WSGIHTTPException) and exc.code not in self.by_status:
             return self._webob_exception(req, exc)
-        error = exc if isinstance(exc, HTTPError) else self._internal_error(req, exc)
+        if isinstance(exc, HTTPError):
+            error = exc
+        elif isinstance(exc, StoreError):
+            error = self._store_error(req, exc)
+        else:
+            error = self._internal_error(req, exc)
         handler, argument = self._handler_for(exc, error)
         if handler is not None:
             custom = self._call_handler(handler, req, argument, error)
@@ -200,6 +222,18 @@ class ErrorHandlers:
             )  # fmt: skip
         error = HTTPError(500)
         error.__cause__ = exc
+        return error
+
+    def _store_error(self, req: Any, exc: StoreError) -> HTTPError:
+        """A 503 for a store outage; logged (without a traceback) unless handled."""
+        if not any(cls in self.by_class for cls in type(exc).__mro__):
+            # NOTE: a warning, not a traceback per request: during an outage every
+            # request fails the same way, and the store's message says why.
+            logger.warning(
+                "a store failed in %s %s (%s); answering 503", req.method, req.path_info, exc
+            )
+        error = store_unavailable()
+        error.__cause__ = exc  # the traceback, with debug=True only
         return error
 
     def _call_handler(

@@ -12,17 +12,24 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from redis_server import RedisServer
+from store_outages import locked_sqlite, refused_redis
 
 from microweb import App, Request
 from microweb.auth import MAX_TOKEN_LENGTH, JWTAuth
+from microweb.errors import STORE_UNAVAILABLE
+from microweb.stores import RedisStore
+from microweb.stores.base import STORE_RETRY_AFTER
 from microweb.testing import Client
 
 NOW = 1_700_000_000
@@ -759,3 +766,76 @@ def test_revoke_checks_its_arguments() -> None:
         auth.revoke(5, NOW)  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         auth.revoke("j", "tomorrow")  # type: ignore[arg-type]
+
+
+# --- the revocation store is down: 503 (fail closed) or accepted (fail open) -----------
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_a_revocation_store_outage_fails_closed_with_503(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """RFC 9110 §15.6.4: whether the token was revoked is unknown, so it is not let in:
+    503 with Retry-After (not a 401: the token may be fine), logged, nothing internal."""
+    caplog.set_level(logging.DEBUG, logger="microweb")
+    with refused_redis() as store:
+        auth = hs_auth(store=store)
+        reply = get(make_client(auth), auth.encode({"sub": "alice"}), 503)
+    assert reply.headers["Retry-After"] == str(STORE_RETRY_AFTER)
+    assert reply.json["detail"] == STORE_UNAVAILABLE
+    assert "WWW-Authenticate" not in reply.headers
+    assert "refused" not in reply.text.lower()
+    [record] = [r for r in caplog.records if r.name == "microweb"]
+    assert record.levelno == logging.WARNING and "GET /me" in record.getMessage()
+
+
+def test_fail_open_accepts_a_verified_token_and_warns(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="microweb")
+    with refused_redis() as store:
+        auth = hs_auth(store=store, fail_open=True)
+        client = make_client(auth)
+        assert get(client, auth.encode({"sub": "alice"}), 200).json["sub"] == "alice"
+        # Only revocation is skipped: a bad signature or an expired token is still a 401.
+        get(client, auth.encode({"sub": "alice"}) + "x", 401)
+        get(client, auth.encode({"sub": "alice", "exp": NOW - 1}), 401)
+    warnings = [r for r in caplog.records if r.name == "microweb"]
+    assert len(warnings) == 1 and warnings[0].levelno == logging.WARNING
+    assert "token accepted" in warnings[0].getMessage()
+
+
+def test_a_revoke_that_cannot_be_stored_is_a_503_then_works_once_the_store_is_back(
+    tmp_path: Path,
+) -> None:
+    """auth.revoke writes to the store: with the write lock held elsewhere, the logout is
+    a 503 (the client knows to retry), the token still works; after the outage, revoked."""
+    with locked_sqlite(tmp_path / "revoked.db") as locked:
+        auth = hs_auth(store=locked.store)
+        client = make_client(auth)
+        token = auth.encode({"sub": "alice"})
+        locked.lock()  # reads work (the revocation check), writes fail (revoke)
+        reply = client.post("/logout", headers=_bearer(token), status=503)
+        assert reply.headers["Retry-After"] == str(STORE_RETRY_AFTER)
+        get(client, token, 200)
+        locked.release()
+        client.post("/logout", headers=_bearer(token), status=204)
+        assert "revoked" in get(client, token, 401).headers["WWW-Authenticate"]
+
+
+def test_the_revocation_check_recovers_after_a_redis_outage(
+    redis_server: RedisServer, redis_url: str
+) -> None:
+    with RedisStore(redis_url) as store:
+        auth = hs_auth(store=store)
+        client = make_client(auth)
+        token = auth.encode({"sub": "alice"})
+        with redis_server.outage():
+            get(client, token, 503)
+        get(client, token, 200)
+
+
+def test_fail_open_must_be_a_bool() -> None:
+    with pytest.raises(ValueError, match="fail_open"):
+        hs_auth(fail_open="yes")

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from store_outages import locked_sqlite, refused_redis
 
 from microweb import App, HTTPError, Request, Response
+from microweb.errors import STORE_UNAVAILABLE
+from microweb.stores import StoreError
+from microweb.stores.base import STORE_RETRY_AFTER
 from microweb.testing import Client
 
 PROBLEM_JSON = "application/problem+json"
@@ -461,3 +466,109 @@ def test_handler_may_return_an_httperror(how: str) -> None:
         return Response.json({"custom": error.detail}, status=409)
 
     assert Client(app).get(path, status=409).json == {"custom": "taken"}
+
+
+# -- A store outage in a handler: RFC 9110 §15.6.4 503 with Retry-After, not a 500 --------
+
+
+def store_app(store: Any, debug: bool = False) -> App:
+    """An app whose handlers write to a real store (as invalidate() or auth.revoke do)."""
+    app = App(debug=debug)
+
+    @app.post("/write")
+    def write(req: Request) -> dict[str, bool]:
+        store.set("errors-test", b"1")
+        return {"written": True}
+
+    return app
+
+
+@pytest.fixture(params=["redis-refused", "sqlite-locked"])
+def down_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """A real store that fails: Redis on a port nobody listens on, or SQLite write-locked."""
+    if request.param == "redis-refused":
+        with refused_redis() as store:
+            yield store
+    else:
+        with locked_sqlite(tmp_path / "locked.db") as locked:
+            locked.lock()
+            yield locked.store
+
+
+@pytest.mark.parametrize(
+    ("accept", "content_type"),
+    [
+        pytest.param("application/json", PROBLEM_JSON, id="json"),
+        pytest.param(BROWSER, HTML, id="html"),
+    ],
+)
+def test_a_store_error_in_a_handler_is_a_503_with_retry_after(
+    down_store: Any, accept: str, content_type: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """RFC 9110 §15.6.4 / §10.2.3: an outage, not a bug: 503 with when to retry; the body
+    names no store, path or exception (CWE-209); a warning, not a traceback, is logged."""
+    caplog.set_level(logging.DEBUG, logger="microweb")
+    res = Client(store_app(down_store)).post("/write", headers={"Accept": accept}, status=503)
+    assert res.content_type == content_type.split(";")[0]
+    assert res.headers["Retry-After"] == str(STORE_RETRY_AFTER)
+    assert STORE_UNAVAILABLE in res.text
+    for leak in ("Traceback", "StoreError", "SQLite", "locked", "refused", "redis", "127.0.0.1"):
+        assert leak not in res.text
+    if content_type == PROBLEM_JSON:
+        assert res.json == {
+            "type": "about:blank",
+            "title": "Service Unavailable",
+            "status": 503,
+            "detail": STORE_UNAVAILABLE,
+        }
+    records = [r for r in caplog.records if r.name == "microweb"]
+    assert [r.levelno for r in records] == [logging.WARNING]
+    assert records[0].exc_info is None
+    assert "POST /write" in records[0].getMessage()
+    assert ("locked" in records[0].getMessage()) or ("refused" in records[0].getMessage().lower())
+
+
+def test_a_store_error_shows_its_traceback_with_debug(down_store: Any) -> None:
+    res = Client(store_app(down_store, debug=True)).post("/write", status=503)
+    assert "StoreError" in res.json["traceback"]
+    assert res.headers["Retry-After"] == str(STORE_RETRY_AFTER)
+
+
+def test_errorhandler_for_store_error_wins(
+    down_store: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """@app.errorhandler(StoreError) replaces the 503 (and, handled, it is not logged)."""
+    caplog.set_level(logging.DEBUG, logger="microweb")
+    app = store_app(down_store)
+    seen: list[BaseException] = []
+
+    @app.errorhandler(StoreError)
+    def degraded(req: Request, exc: BaseException) -> Response:
+        seen.append(exc)
+        return Response.json({"degraded": True}, status=200)
+
+    assert Client(app).post("/write", status=200).json == {"degraded": True}
+    assert len(seen) == 1 and isinstance(seen[0], StoreError)
+    assert [r for r in caplog.records if r.name == "microweb"] == []
+
+
+def test_errorhandler_for_503_customises_it_and_keeps_retry_after(down_store: Any) -> None:
+    app = store_app(down_store)
+
+    @app.errorhandler(503)
+    def unavailable(req: Request, error: HTTPError) -> dict[str, str]:
+        return {"maintenance": error.detail or ""}
+
+    res = Client(app).post("/write", status=503)
+    assert res.json == {"maintenance": STORE_UNAVAILABLE}
+    assert res.headers["Retry-After"] == str(STORE_RETRY_AFTER)
+
+
+def test_the_store_is_back_the_handler_succeeds(tmp_path: Path) -> None:
+    with locked_sqlite(tmp_path / "outage.db") as locked:
+        client = Client(store_app(locked.store))
+        locked.lock()
+        client.post("/write", status=503)
+        locked.release()
+        assert client.post("/write", status=200).json == {"written": True}
+        assert locked.store.get("errors-test") == b"1"

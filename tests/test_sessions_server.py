@@ -11,13 +11,16 @@ a session revoked by one worker is revoked for the other.
 from __future__ import annotations
 
 import json
+import logging
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from middleware_apps import APPS
+from redis_server import RedisServer
 from servers import fetch, open_raw, read_to_eof
 from sessions_app import (
     Clock,
@@ -29,12 +32,16 @@ from sessions_app import (
     session_app,
     set_cookies,
 )
+from store_outages import locked_sqlite, refused_redis
 
 from microweb import App
+from microweb.errors import STORE_UNAVAILABLE
 from microweb.middleware import CORS, ETag, GZip, RequestID, SecurityHeaders
 from microweb.sessions import ServerSessions
 from microweb.sessions.server import KEY_PREFIX
-from microweb.stores import MemoryStore, RedisStore, SQLiteStore, StoreError
+from microweb.stores import MemoryStore, RedisStore, SQLiteStore
+from microweb.stores.base import STORE_RETRY_AFTER
+from microweb.testing import Client
 from microweb.types import WSGIApp
 
 ID = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32): 256 bits
@@ -61,19 +68,6 @@ class Spy:
 
     def writes(self) -> list[tuple[str, str]]:
         return [call for call in self.calls if call[0] != "get"]
-
-
-class Down:
-    """A store that is unreachable."""
-
-    def get(self, key: str) -> bytes | None:
-        raise StoreError("connection refused")
-
-    def set(self, key: str, value: bytes, ttl: int | None = None) -> None:
-        raise StoreError("connection refused")
-
-    def delete(self, key: str) -> None:
-        raise StoreError("connection refused")
 
 
 def server_app(store: Any, clock: Clock | None = None, **options: Any) -> App:
@@ -358,21 +352,149 @@ def test_max_age_is_absolute(clock: Clock, store: Spy) -> None:
 # -- The store is down ----------------------------------------------------------------------
 
 
+def microweb_records(caplog: pytest.LogCaptureFixture, level: int) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "microweb" and r.levelno == level]
+
+
 @pytest.mark.parametrize(
-    ("method", "path", "sid"),
+    ("accept", "content_type"),
     [
-        pytest.param("GET", "/read", "A" * 43, id="read"),
-        pytest.param("POST", "/login/alice", None, id="write"),
+        pytest.param("application/json", "application/problem+json", id="json"),
+        pytest.param("text/html", "text/html", id="html"),
     ],
 )
-def test_a_store_outage_propagates(method: str, path: str, sid: str | None) -> None:
-    """Never silently anonymous, never a logout that silently did nothing: a 500."""
-    with pytest.raises(StoreError):
-        send(server_app(Down()), method, path, cookie=sid, name="sid")
+def test_a_store_that_cannot_be_read_fails_closed_with_503(
+    caplog: pytest.LogCaptureFixture, accept: str, content_type: str
+) -> None:
+    """RFC 9110 §15.6.4: a session that could not be read is not silently anonymous:
+    503 with Retry-After, rendered like every microweb error; the handler never runs."""
+    caplog.set_level(logging.DEBUG, logger="microweb")
+    with refused_redis() as store:
+        app = server_app(store)
+        reply = Client(app).post(
+            "/login/mallory", headers={"Cookie": f"sid={'A' * 43}", "Accept": accept}, status=503
+        )
+    assert reply.content_type == content_type
+    assert reply.headers["Retry-After"] == str(STORE_RETRY_AFTER)
+    assert STORE_UNAVAILABLE in reply.text
+    assert "refused" not in reply.text.lower() and "redis" not in reply.text.lower()
+    assert set_cookies(reply, "sid") == []
+    [warning] = microweb_records(caplog, logging.WARNING)
+    assert "ServerSessions" in warning and "503" in warning
 
 
-def test_a_store_outage_does_not_touch_requests_without_a_cookie() -> None:
-    assert get(server_app(Down()), "/untouched", None).json == {"ok": True}
+def test_a_hung_store_fails_closed_then_the_session_is_back(
+    redis_server: RedisServer, redis_url: str
+) -> None:
+    """Redis stops answering (SIGSTOP): never a hang, a 503 after the store's timeout."""
+    with RedisStore(redis_url, timeout=0.1) as store:
+        app = server_app(store)
+        sid = login(app)
+        with redis_server.paused():
+            started = time.monotonic()
+            reply = get(app, "/read", sid, status=503)
+            assert time.monotonic() - started < 2
+            assert reply.headers["Retry-After"] == str(STORE_RETRY_AFTER)
+        assert get(app, "/read", sid).json == {"user": "alice"}
+
+
+def test_a_redis_outage_fails_closed_then_sessions_work_again(
+    redis_server: RedisServer, redis_url: str
+) -> None:
+    with RedisStore(redis_url) as store:
+        app = server_app(store)
+        sid = login(app)
+        with redis_server.outage():
+            get(app, "/read", sid, status=503)
+        # This test server keeps nothing across a restart: the session is gone, not an error.
+        assert get(app, "/read", sid).json == {}
+        assert get(app, "/read", login(app)).json == {"user": "alice"}
+
+
+def test_fail_open_serves_an_anonymous_session_and_saves_nothing(
+    redis_server: RedisServer, redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """fail_open=True: the request goes on, anonymous; the browser's real cookie is neither
+    deleted (as a rejected cookie would be) nor overwritten by a session made meanwhile."""
+    caplog.set_level(logging.DEBUG, logger="microweb")
+    with RedisStore(redis_url, timeout=0.1) as store:
+        app = server_app(store, fail_open=True)
+        sid = login(app)
+        caplog.clear()
+        with redis_server.paused():
+            read = get(app, "/read", sid)
+            written = post(app, "/set", sid, body={"theme": "dark"})
+        assert read.json == {}
+        assert written.json == {"theme": "dark"}  # the handler saw an empty session
+        for reply in (read, written):
+            assert set_cookies(reply, "sid") == []
+            assert "Cookie" in reply.headers["Vary"]
+        warnings = microweb_records(caplog, logging.WARNING)
+        assert len(warnings) == 2 and all("anonymous" in w for w in warnings)
+        assert microweb_records(caplog, logging.ERROR) == []  # no save was even tried
+        # The outage is over: the real session is intact, without the change.
+        assert get(app, "/read", sid).json == {"user": "alice"}
+
+
+def test_a_request_without_a_cookie_never_asks_the_store() -> None:
+    with refused_redis() as store:
+        assert get(server_app(store), "/untouched", None).json == {"ok": True}
+        assert get(server_app(store), "/read", None).json == {}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "expected"),
+    [
+        pytest.param("POST", "/set", {"theme": "dark"}, {"user": "alice", "theme": "dark"},
+                     id="change"),
+        pytest.param("POST", "/delete/user", None, {}, id="emptied"),
+    ],
+)  # fmt: skip
+def test_a_store_that_cannot_be_written_sends_no_cookie_and_logs(
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    method: str,
+    path: str,
+    body: Any,
+    expected: dict[str, Any],
+) -> None:
+    """The status is the app's already when the session is saved (after runs inside
+    start_response): the change is lost, logged, and no Set-Cookie names it."""
+    caplog.set_level(logging.DEBUG, logger="microweb")
+    with locked_sqlite(tmp_path / "s.db") as locked:
+        app = server_app(locked.store)
+        sid = login(app)
+        locked.lock()  # reads still work; every write fails
+        reply = send(app, method, path, cookie=sid, name="sid", body=body)
+        assert reply.json == expected  # the handler ran and answered
+        assert set_cookies(reply, "sid") == []
+        [error] = microweb_records(caplog, logging.ERROR)
+        assert "without Set-Cookie" in error and "database is locked" in error
+        # A new visitor logging in during the outage gets no cookie either.
+        assert set_cookies(post(app, "/login/bob"), "sid") == []
+        locked.release()
+        assert get(app, "/read", sid).json == {"user": "alice"}  # the stored session, as was
+        assert sid_of(post(app, "/set", sid, body={"theme": "dark"})) == sid  # saving again
+
+
+def test_a_logout_that_cannot_be_stored_is_a_503_not_a_silent_success(tmp_path: Path) -> None:
+    """invalidate() deletes from the store in the handler: the App answers 503."""
+    with locked_sqlite(tmp_path / "s.db") as locked:
+        app = server_app(locked.store)
+        sid = login(app)
+        locked.lock()
+        reply = post(app, "/logout", sid, status=503)
+        assert reply.headers["Retry-After"] == str(STORE_RETRY_AFTER)
+        assert set_cookies(reply, "sid") == []
+        locked.release()
+        assert get(app, "/read", sid).json == {"user": "alice"}  # still logged in: told so
+        post(app, "/logout", sid)
+        assert get(app, "/read", sid).json == {}
+
+
+def test_fail_open_must_be_a_bool() -> None:
+    with pytest.raises(ValueError, match="fail_open"):
+        ServerSessions(environ_app, store=MemoryStore(), fail_open="yes")  # type: ignore[arg-type]
 
 
 # -- Around any WSGI app, and in a microweb stack ------------------------------------------

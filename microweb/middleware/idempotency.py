@@ -139,9 +139,9 @@ from typing import Any
 from ..errors import HTTPError, render
 from ..request import read_body
 from ..stores import Store, StoreError, default_store
+from ..stores.base import STORE_RETRY_AFTER
 from ..types import Environ, Headers, StartResponse, WSGIApp
 from ..wsgi import close_quietly
-from .rate_limit import STORE_RETRY_AFTER
 
 logger = logging.getLogger("microweb")
 

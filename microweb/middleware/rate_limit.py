@@ -83,7 +83,7 @@ from ..errors import HTTPError, prefers_html, render
 from ..request import Request
 from ..response import Reply
 from ..stores import Store, StoreError, default_store
-from ..stores.base import Clock
+from ..stores.base import STORE_RETRY_AFTER, Clock
 from ..types import Environ, Headers, StartResponse, WSGIApp
 from .base import Middleware, has_header
 
@@ -91,9 +91,6 @@ logger = logging.getLogger("microweb")
 
 #: Where `before` leaves (limit, remaining, reset) for `after`.
 STATE = "microweb.rate_limit"
-#: Retry-After of the 503 sent when the store fails: the outage's length is unknown,
-#: so a short pause that keeps clients from retrying in a tight loop.
-STORE_RETRY_AFTER = 5
 
 _PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 # "100/minute", "100 / minute", "10/5 minutes", "1/day".

@@ -28,9 +28,18 @@ Unlike a signed cookie, a server session can be *revoked*. The attacks:
   session holds data: a crawler, or a flood of requests with random ids,
   creates no rows.
 
-NOTE: when the store is down, `load`/`save` let its error propagate (a 500,
-logged): a session that could not be read is not silently an anonymous one,
-and a logout that could not be stored is not silently a success.
+**When the store is down** (`StoreError`), never a hang and never a bare
+500 (the details, and the one limitation, are in `microweb.sessions.session`):
+
+- reading the session, before the app runs: ``fail_open=False`` (the
+  default) answers **503** with ``Retry-After``: a session that could not
+  be read is not silently an anonymous one. ``fail_open=True`` serves the
+  request as anonymous instead, saving nothing for it. Logged either way.
+- ``invalidate()`` and ``rotate()`` delete from the store in the handler:
+  a failure there is a 503 from the app (`microweb.errors`), so a logout
+  that could not be stored is never a silent success.
+- saving, as the response starts: the status is the app's already; the
+  failure is logged and no ``Set-Cookie`` is sent (the change is lost).
 
 NOTE: two concurrent requests of one session each write the whole session;
 the last one to finish wins.
@@ -68,7 +77,11 @@ class ServerSession(Session):
 
 
 class ServerSessions(SessionMiddleware):
-    """Sessions kept in a store, named by a random id in the cookie (see the module docs)."""
+    """Sessions kept in a store, named by a random id in the cookie (see the module docs).
+
+    ``fail_open``: when the store cannot be read, serve the request with an
+    empty session instead of answering 503.
+    """
 
     session_class = ServerSession
 
@@ -83,6 +96,7 @@ class ServerSessions(SessionMiddleware):
         samesite: str = "Lax",
         host_prefix: bool = False,
         clock: Callable[[], float] = time.time,
+        fail_open: bool = False,
     ) -> None:
         super().__init__(
             app,
@@ -93,6 +107,7 @@ class ServerSessions(SessionMiddleware):
             samesite=samesite,
             host_prefix=host_prefix,
             clock=clock,
+            fail_open=fail_open,
         )
         for method in ("get", "set", "delete"):
             if not callable(getattr(store, method, None)):

@@ -37,6 +37,25 @@ A response that sets the cookie also gets ``Cache-Control: private`` unless
 the app chose a ``Cache-Control`` itself: a shared cache that stored it
 would hand one user's session cookie to the next (RFC 9111 §5.2.2.7).
 
+When the store fails (`StoreError`, `ServerSessions` only):
+
+- **while loading**, in `before`: with ``fail_open=False`` (the default)
+  the request is answered **503** with ``Retry-After`` (problem+json or
+  HTML, like every microweb error) and never reaches the app; with
+  ``fail_open=True`` it goes on with an empty, *detached* session: the
+  visitor is anonymous for this request, nothing is saved for it, and the
+  cookie is left alone (the browser keeps its real session for later).
+  Either way a warning goes to the ``microweb`` logger.
+- **while saving or deleting**, in `after`: too late to change the status,
+  which the app has chosen (``after`` runs inside ``start_response``). The
+  error is logged and the response carries **no** ``Set-Cookie``: the
+  browser must not get a cookie naming a session that was not stored; it
+  keeps the cookie it had, which names whatever the store still holds.
+  The handler's changes to the session are lost. NOTE: a 200 whose session
+  change was lost is the limitation; changes that must not be lost silently
+  (``invalidate()``, ``rotate()``) write to the store in the handler, where
+  a failure is a 503 (see `microweb.errors`).
+
 NOTE: ``after`` runs when the app calls ``start_response``. A change made
 while a streamed body is being iterated comes too late to be sent.
 """
@@ -44,6 +63,7 @@ while a streamed body is being iterated comes too late to be sent.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 from collections.abc import Callable, Iterator
@@ -51,8 +71,12 @@ from typing import Any, Literal
 
 from webob.cookies import RequestCookies, make_cookie
 
+from ..errors import render, store_unavailable
 from ..middleware.base import Middleware, add_vary, has_header
+from ..stores.base import StoreError
 from ..types import Environ, Headers, WSGIApp
+
+logger = logging.getLogger("microweb")
 
 #: Where the session is kept in the WSGI environ (`Request.session` reads it).
 ENVIRON_KEY = "microweb.session"
@@ -94,6 +118,8 @@ class Session(dict[str, Any]):
         self.has_cookie = has_cookie
         #: The next save starts a new lifetime (set by `rotate` and `invalidate`).
         self.renew = False
+        #: The store could not be read (``fail_open=True``): never saved, cookie untouched.
+        self.detached = False
 
     def _read(self) -> None:
         self.accessed = True
@@ -235,8 +261,11 @@ class SessionMiddleware(Middleware):
         samesite: str,
         host_prefix: bool,
         clock: Callable[[], float],
+        fail_open: bool = False,
     ) -> None:
         super().__init__(app)
+        if not isinstance(fail_open, bool):
+            raise ValueError(f"fail_open is True or False, not {fail_open!r}")
         if not TOKEN.fullmatch(cookie_name):
             raise ValueError(f"cookie_name must be an RFC 9110 token, not {cookie_name!r}")
         for option, value in (("max_age", max_age), ("idle_timeout", idle_timeout)):
@@ -258,6 +287,7 @@ class SessionMiddleware(Middleware):
         self.secure = secure
         self.samesite = same_site
         self.clock = clock
+        self.fail_open = fail_open
         # Path=/ and no Domain, always: what __Host- requires (RFC 6265bis
         # §4.1.3.2), and the right scope for a session anyway.
         self._cookie_re = re.compile(rf"(?:^|;)\s*{re.escape(name)}=")
@@ -286,7 +316,16 @@ class SessionMiddleware(Middleware):
         if has_cookie:
             value = _cookie_value(environ, self.cookie_name)
             if value is not None:
-                self.load(session, value, self.clock())
+                try:
+                    self.load(session, value, self.clock())
+                except StoreError as exc:
+                    name = type(self).__name__
+                    if not self.fail_open:
+                        logger.warning("%s: the store failed (%s); answering 503", name, exc)
+                        return render(store_unavailable(), environ.get("HTTP_ACCEPT", ""))
+                    logger.warning("%s: the store failed (%s); an anonymous session", name, exc)
+                    session = self.session_class(self.discard, has_cookie)  # nothing half-loaded
+                    session.detached = True
         environ[ENVIRON_KEY] = session
         return None
 
@@ -298,12 +337,18 @@ class SessionMiddleware(Middleware):
         if not session.accessed:
             return  # 1. never touched: nothing depends on the cookie
         add_vary(headers, "Cookie")  # 2.
+        if session.detached:
+            return  # the store could not be read: never save over the real session
         now = self.clock()
         if session.modified or session.renew:  # 3. changed
             if session.renew or not session.valid:
                 session.issued_at = now  # a new session, or a new lifetime (rotate)
             if not session:
-                self.discard(session)
+                try:
+                    self.discard(session)
+                except StoreError as exc:
+                    self._log_lost(environ, status, exc)
+                    return  # no Set-Cookie: the browser keeps the cookie it had
                 if session.has_cookie:
                     self.set_cookie(headers, None)
                 return
@@ -315,7 +360,21 @@ class SessionMiddleware(Middleware):
             return
         session.last_seen = now
         ttl = self.lifetime(session.issued_at or now, now)
-        self.set_cookie(headers, self.save(session, now, ttl), ttl)
+        try:
+            value = self.save(session, now, ttl)
+        except StoreError as exc:
+            self._log_lost(environ, status, exc)
+            return  # no Set-Cookie: the browser keeps the cookie it had
+        self.set_cookie(headers, value, ttl)
+
+    def _log_lost(self, environ: Environ, status: str, exc: StoreError) -> None:
+        # NOTE: the status is the app's already; only the log can tell.
+        logger.error(
+            "%s: the store failed saving the session of %s %s (%s); the response (%s) "
+            "goes out without Set-Cookie and the session change is lost",
+            type(self).__name__, environ.get("REQUEST_METHOD"), environ.get("PATH_INFO"),
+            exc, status,
+        )  # fmt: skip
 
     def refresh_due(self, session: Session, now: float) -> bool:
         """Whether an unchanged session must be saved again to keep its idle timer running."""

@@ -54,6 +54,7 @@ from typing import Protocol, Self, runtime_checkable
 __all__ = [
     "COUNTER_MAX",
     "MAX_KEY_LENGTH",
+    "STORE_RETRY_AFTER",
     "BaseStore",
     "Clock",
     "Store",
@@ -70,6 +71,11 @@ Clock = Callable[[], float]
 _COUNTER = re.compile(rb"0|-?[1-9][0-9]*")
 # Counters are signed 64-bit integers (Redis's and SQLite's INTEGER range).
 COUNTER_MAX = 2**63 - 1
+#: The ``Retry-After`` (seconds) of every 503 a feature sends because its store
+#: failed (RateLimit, Idempotency, sessions, JWT revocation, the App's mapping of
+#: a `StoreError`): the outage's length is unknown, so a short pause that keeps
+#: clients from retrying in a tight loop. One store, one outage, one hint.
+STORE_RETRY_AFTER = 5
 
 
 class StoreError(Exception):
