@@ -1,4 +1,4 @@
-"""microweb/sessions/cookie.py and session.py: signed-cookie sessions.
+"""microweb/sessions/cookie.py, session.py and session_data.py: signed-cookie sessions.
 
 Every request goes through WebTest's lint (`sessions_app.send`), or through
 `wsgiref.validate` (`wsgi_call.call`) for headers WebTest would not build.

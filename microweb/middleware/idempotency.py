@@ -12,14 +12,9 @@ read the whole request body (to fingerprint it) and the whole response body
 (to record it).
 
 What it owns: one store entry per (scope, key), at ``"idempotency:" +
-sha256(scope, key)``, holding either ::
-
-    b"running <fingerprint>"          while the first request runs (ttl: lock_ttl)
-    b"done <json record>"             once it has completed (ttl: ttl)
-
-where the record is ``{"fingerprint", "status", "headers", "body"}`` (the
-body in base64: JSON, never pickle, so a store an attacker can write to
-cannot run code here).
+sha256(scope, key)``, holding a running marker while the first request runs
+(ttl: lock_ttl), then the recorded response (ttl: ttl). The entry's format,
+and what a replay leaves out, are `microweb.middleware.idempotency_record`.
 
 The protocol, for a request whose method is in `methods` (any other request
 passes through untouched, its body streamed and nothing buffered):
@@ -89,13 +84,9 @@ What is recorded, and what is not:
   marker is deleted (a retry runs again) and the exception propagates to
   the server, or to the `App` that renders it. The body's ``close()`` is
   always called (PEP 3333).
-- **Not replayed**: hop-by-hop fields (RFC 9110 §7.6.1), ``Date`` (the
-  server stamps a replay with the time it is sent, §6.6.1) and
-  ``Set-Cookie``. A cookie is a credential; a replay goes to whoever holds
-  the key in this scope, which for the anonymous scope is anyone who
-  learns it. Session cookies are set by the session middleware outside
-  this one on every response, replays included. ``Content-Length`` is
-  recomputed.
+- **Not replayed**: hop-by-hop fields, ``Date`` and ``Set-Cookie`` (the
+  reasons are in `microweb.middleware.idempotency_record`).
+  ``Content-Length`` is recomputed.
 
 Failure modes:
 
@@ -126,8 +117,6 @@ replay them to a client that never asked for gzip).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import io
 import json
@@ -142,12 +131,12 @@ from ..stores import Store, StoreError, default_store
 from ..stores.base import STORE_RETRY_AFTER
 from ..types import Environ, Headers, StartResponse, WSGIApp
 from ..wsgi import close_quietly
+from .idempotency_record import RUNNING, dump, load, replay
 
 logger = logging.getLogger("microweb")
 
 KEY_PREFIX = "idempotency:"
 MAX_KEY_LENGTH = 255
-RUNNING, DONE = b"running ", b"done "
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 
 # RFC 8941 §3.3.3: sf-string = DQUOTE *( unescaped / "\" ( DQUOTE / "\" ) ) DQUOTE.
@@ -157,14 +146,6 @@ _SF_STRING = re.compile(r'"((?:[\x20\x21\x23-\x5b\x5d-\x7e]|\\["\\])*)"')
 # belong to the quoted form.
 _BARE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
 _UNESCAPE = re.compile(r"\\([\"\\])")
-
-# RFC 9110 §7.6.1 hop-by-hop fields; Date and Set-Cookie: see the module docs.
-_NOT_RECORDED = frozenset(
-    {
-        "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
-        "trailer", "transfer-encoding", "upgrade", "date", "set-cookie", "content-length",
-    }
-)  # fmt: skip
 
 UserFunc = Callable[[Environ], "str | None"]
 
@@ -373,51 +354,6 @@ class Idempotency:
             logger.warning("idempotency store failed to delete a marker (%s)", exc)
 
 
-def dump(mark: str, status: str, headers: Headers, body: bytes) -> bytes:
-    kept = [[name, value] for name, value in headers if name.lower() not in _NOT_RECORDED]
-    record = {
-        "fingerprint": mark,
-        "status": status,
-        "headers": kept,
-        "body": base64.b64encode(body).decode("ascii"),
-    }
-    return DONE + json.dumps(record, separators=(",", ":")).encode()
-
-
-def load(value: bytes) -> dict[str, Any]:
-    """A completed record, checked; a StoreError when it is not one (corrupted entry)."""
-    try:
-        if not value.startswith(DONE):
-            raise ValueError("unknown entry")
-        record = json.loads(value[len(DONE) :])
-        record["body"] = base64.b64decode(record["body"], validate=True)
-        if not (
-            isinstance(record["fingerprint"], str)
-            and isinstance(record["status"], str)
-            and all(isinstance(n, str) and isinstance(v, str) for n, v in record["headers"])
-        ):
-            raise ValueError("wrong types")
-    except (ValueError, KeyError, TypeError, binascii.Error) as exc:
-        raise StoreError(f"unreadable idempotency record: {exc}") from exc
-    return dict(record)
-
-
 def reused() -> WSGIApp:
     detail = "This Idempotency-Key was already used for a different request."
     return error(422, detail)
-
-
-def replay(record: dict[str, Any]) -> WSGIApp:
-    """The recorded response again, marked as a replay."""
-    body: bytes = record["body"]
-    headers: Headers = [(name, value) for name, value in record["headers"]]
-    status: str = record["status"]
-    if status[:3] not in ("204", "304"):  # RFC 9110 §8.6: those carry no Content-Length
-        headers.append(("Content-Length", str(len(body))))
-    headers.append(("Idempotent-Replayed", "true"))
-
-    def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        start_response(status, headers)
-        return [body]
-
-    return app

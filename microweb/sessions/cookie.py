@@ -51,7 +51,8 @@ import time
 from collections.abc import Callable, Sequence
 
 from ..types import WSGIApp
-from .session import MAX_COOKIE_SIZE, Session, SessionMiddleware, decode_record, encode_record
+from .session import MAX_COOKIE_SIZE, SessionMiddleware
+from .session_data import Session, decode_record, encode_record
 
 #: The shortest secret key accepted, in bytes (``str`` keys count as UTF-8).
 MIN_KEY_BYTES = 32

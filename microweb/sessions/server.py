@@ -54,7 +54,8 @@ from collections.abc import Callable
 from typing import Protocol
 
 from ..types import WSGIApp
-from .session import Session, SessionMiddleware, decode_record, encode_record
+from .session import SessionMiddleware
+from .session_data import Session, decode_record, encode_record
 
 #: The store key of session `id` is ``KEY_PREFIX + id``.
 KEY_PREFIX = "session:"
