@@ -714,3 +714,13 @@ def test_redis_works_after_fork(redis_store: RedisStore) -> None:
     assert parent_connection not in {connection for *_, connection in children}
     assert redis_store.client.client_id() == parent_connection
     assert redis_store.incr("n") == 3
+
+
+def test_repr_names_the_store_but_never_a_password(tmp_path: Path) -> None:
+    """`microweb routes` prints the stack with each layer's store: where, never a secret."""
+    from microweb.stores import RedisStore
+
+    assert repr(SQLiteStore(tmp_path / "s.db")) == f"SQLiteStore({str(tmp_path / 's.db')!r})"
+    store = RedisStore("redis://user:s3cret@127.0.0.1:6399/2", prefix="app:")
+    assert repr(store) == "RedisStore('127.0.0.1:6399', prefix='app:')"
+    assert "s3cret" not in repr(store)

@@ -144,6 +144,10 @@ class RedisStore(BaseStore):
         self.address = kwargs.get("path") or f"{host}:{port}"
         self._incr_with_ttl: Script = client.register_script(_INCR_WITH_TTL)
 
+    def __repr__(self) -> str:
+        # NOTE: the address, never the URL: a URL may carry a password.
+        return f"RedisStore({self.address!r}, prefix={self.prefix!r})"
+
     def close(self) -> None:
         """Disconnect the pool (only when this store created the client)."""
         if self._owns_client:

@@ -137,6 +137,9 @@ class SQLiteStore(BaseStore):
             raise StoreError(f"cannot initialise SQLite store {self.path!r}: {exc}") from exc
         return conn
 
+    def __repr__(self) -> str:
+        return f"SQLiteStore({self.path!r})"
+
     def close(self) -> None:
         """Close every connection this process opened (other threads' too)."""
         pid = os.getpid()
