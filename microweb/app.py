@@ -24,7 +24,8 @@ from .errors import ErrorHandlers
 from .middleware import build_stack, ordered
 from .request import DEFAULT_MAX_BODY_SIZE, Request
 from .response import to_response
-from .routing import Handler, Route, RouteTable, parse_template
+from .route_templates import Handler, Route, parse_template
+from .routing import RouteTable
 from .static import StaticFiles
 from .types import Environ, StartResponse, WSGIApp
 from .uploads import FormLimits

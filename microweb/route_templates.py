@@ -1,0 +1,101 @@
+"""Route templates: ``/users/{id:int}`` parsed once, at registration, and built back.
+
+A *template* is the path a route is registered with. `parse_template` splits
+it at ``/`` into *segments*, each either a literal string or a `Param`, a
+``{name:kind}`` segment with the converter instance for its kind::
+
+    "/users/{id:int}/posts/{slug}"
+    → ("users", Param("id", "int", IntConverter()), "posts", Param("slug", "str", Converter()))
+
+A `Route` holds those segments with its handler and methods. `routing.py`
+inserts them into its segment tree to *match* a path; `Route.build` walks
+them the other way to *build* a path from values, for ``url_for``.
+
+Mistakes in a template are raised here, at registration, never at request
+time: a path without a leading ``/``, a ``{`` inside a segment, an unknown
+converter, a parameter named twice, ``{rest:path}`` anywhere but last.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+from .converters import Converter
+
+Handler = Callable[..., Any]
+
+_PARAM = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_]*)(?::([A-Za-z_][A-Za-z0-9_]*))?\}$")
+# Characters that stay literal when a path is written into a Location header.
+PATH_SAFE = "/:@!$&'()*+,;=~"
+
+
+@dataclass(frozen=True)
+class Param:
+    """A ``{name:kind}`` segment of a template."""
+
+    name: str
+    kind: str
+    converter: Converter
+
+
+@dataclass
+class Route:
+    """A compiled route: its template split into literal and `Param` segments."""
+
+    template: str
+    handler: Handler
+    methods: frozenset[str]
+    name: str
+    segments: tuple[str | Param, ...]
+    where: str = ""
+    param_names: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.param_names = tuple(s.name for s in self.segments if isinstance(s, Param))
+
+    def build(self, params: dict[str, Any]) -> str:
+        """The path for these parameter values (the inverse of matching)."""
+        parts = []
+        for segment in self.segments:
+            if isinstance(segment, Param):
+                if segment.name not in params:
+                    raise KeyError(f"route {self.name!r} needs a value for {segment.name!r}")
+                text = segment.converter.to_url(params[segment.name])
+                safe = "/" if segment.converter.spans_segments else ""
+                parts.append(quote(text, safe=safe))
+            else:
+                parts.append(quote(segment, safe=PATH_SAFE))
+        return "/" + "/".join(parts)
+
+
+def parse_template(template: str, converters: dict[str, type[Converter]]) -> list[str | Param]:
+    """Split ``/users/{id:int}`` into ``["users", Param("id", "int", ...)]``."""
+    if not template.startswith("/"):
+        raise ValueError(f"route path must start with '/': {template!r}")
+    segments: list[str | Param] = []
+    names: set[str] = set()
+    raw = template[1:].split("/")
+    for index, text in enumerate(raw):
+        match = _PARAM.match(text)
+        if match is None:
+            if "{" in text or "}" in text:
+                raise ValueError(
+                    f"in {template!r}: a parameter must be a whole segment, like '/{{name}}'"
+                )
+            segments.append(text)
+            continue
+        name, kind = match.group(1), match.group(2) or "str"
+        if kind not in converters:
+            raise ValueError(f"in {template!r}: unknown converter {kind!r}")
+        if name in names:
+            raise ValueError(f"in {template!r}: parameter {name!r} appears twice")
+        names.add(name)
+        converter = converters[kind]()
+        if getattr(converter, "spans_segments", False) and index != len(raw) - 1:
+            raise ValueError(f"in {template!r}: a '{{{name}:{kind}}}' must be the last segment")
+        segments.append(Param(name, kind, converter))
+    return segments
