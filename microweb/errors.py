@@ -43,6 +43,7 @@ from webob.exc import WSGIHTTPException
 
 from .response import PHRASES, Reply, check_headers, json_bytes, status_line, to_response
 from .stores.base import STORE_RETRY_AFTER, StoreError
+from .types import Environ, Headers, StartResponse
 
 logger = logging.getLogger("microweb")
 
@@ -87,6 +88,32 @@ class HTTPError(Exception):
 def store_unavailable(detail: str = STORE_UNAVAILABLE) -> HTTPError:
     """The 503 for a `StoreError`: ``Retry-After: STORE_RETRY_AFTER`` (RFC 9110 §15.6.4)."""
     return HTTPError(503, detail, [("Retry-After", str(STORE_RETRY_AFTER))])
+
+
+class ErrorPage:
+    """An `HTTPError` as a WSGI app, rendered once in both forms; negotiated per request.
+
+    For the answers a middleware gives on its own, many times over (TrustedHost's
+    400, RateLimit's 429 and 503): `render` runs at startup, not per request.
+    `respond` adds the headers of one request (a 429's ``Retry-After``).
+    """
+
+    def __init__(self, error: HTTPError) -> None:
+        self.json = render(error, "application/json")
+        self.html = render(error, "text/html")
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> list[bytes]:
+        return self.respond(environ, start_response)
+
+    def respond(
+        self, environ: Environ, start_response: StartResponse, extra: Headers | None = None
+    ) -> list[bytes]:
+        accept = environ.get("HTTP_ACCEPT", "")
+        reply = self.html if accept and prefers_html(accept) else self.json
+        # NOTE: a new list every time: `after` hooks outside the answering layer
+        # (SecurityHeaders, RequestID) edit it in place, and the rendered one is shared.
+        start_response(reply.status, [*reply.headers, *(extra or ())])
+        return [] if environ["REQUEST_METHOD"] == "HEAD" else [reply.body]
 
 
 @lru_cache(maxsize=128)

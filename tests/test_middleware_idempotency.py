@@ -40,8 +40,8 @@ from wsgi_call import Raw, call
 from microweb import App, Request, Response
 from microweb.middleware import GZip
 from microweb.middleware.idempotency import Idempotency, parse_key
-from microweb.middleware.rate_limit import STORE_RETRY_AFTER
 from microweb.stores import MemoryStore, SQLiteStore
+from microweb.stores.base import STORE_RETRY_AFTER
 from microweb.testing import Client
 from microweb.types import Environ, StartResponse, WSGIApp
 

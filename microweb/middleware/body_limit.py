@@ -34,7 +34,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterable
 
-from ..errors import HTTPError, render
+from ..errors import ErrorPage, HTTPError, render
 from ..types import Environ, StartResponse, WSGIApp
 from ..uploads import body_chunks
 
@@ -51,32 +51,27 @@ class BodyLimit:
             raise ValueError(f"max_bytes must be an int >= 0, got {max_bytes!r}")
         self.app = app
         self.max_bytes = max_bytes
+        self.too_large = ErrorPage(too_large(max_bytes))
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         length = environ.get("CONTENT_LENGTH")
         if length:
             # Not a number: the app's own parser answers 400 (or the server did already).
             if length.isascii() and length.isdigit() and int(length) > self.max_bytes:
-                return self.refuse(environ, start_response, too_large(self.max_bytes))
+                return self.too_large(environ, start_response)
             return self.app(environ, start_response)
         if "chunked" not in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
             return self.app(environ, start_response)
         try:
             body = b"".join(body_chunks(environ, self.max_bytes))
         except HTTPError as error:  # 413 over the cap, 400 for a body the server could not read
-            return self.refuse(environ, start_response, error)
+            return render(error, environ.get("HTTP_ACCEPT", ""))(environ, start_response)
         environ["wsgi.input"] = io.BytesIO(body)
         environ["CONTENT_LENGTH"] = str(len(body))
         # NOTE: the body is now a plain, length-delimited one; a downstream reader
         # that still saw "chunked" might wait for a terminating chunk.
         del environ["HTTP_TRANSFER_ENCODING"]
         return self.app(environ, start_response)
-
-    @staticmethod
-    def refuse(environ: Environ, start_response: StartResponse, error: HTTPError) -> list[bytes]:
-        reply = render(error, environ.get("HTTP_ACCEPT", ""))
-        start_response(reply.status, list(reply.headers))
-        return [] if environ["REQUEST_METHOD"] == "HEAD" else [reply.body]
 
 
 def too_large(max_bytes: int) -> HTTPError:

@@ -125,10 +125,9 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ..errors import HTTPError, render
+from ..errors import ErrorPage, HTTPError, render, store_unavailable
 from ..request import read_body
 from ..stores import Store, StoreError, default_store
-from ..stores.base import STORE_RETRY_AFTER
 from ..types import Environ, Headers, StartResponse, WSGIApp
 from ..wsgi import close_quietly
 from .idempotency_record import RUNNING, dump, load, replay
@@ -186,14 +185,24 @@ def fingerprint(environ: Environ, body: bytes) -> str:
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()  # JSON: unambiguous
 
 
-def error(status: int, detail: str, headers: Headers | None = None) -> WSGIApp:
-    """A problem+json (or HTML) error response, as every microweb error."""
-
-    def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        reply = render(HTTPError(status, detail, headers), environ.get("HTTP_ACCEPT", ""))
-        return reply(environ, start_response)
-
-    return app
+# The answers with a fixed text, rendered once (problem+json and HTML).
+MISSING = ErrorPage(HTTPError(400, "This request requires an Idempotency-Key header."))
+MALFORMED = ErrorPage(
+    HTTPError(400, "The Idempotency-Key must be a string of 1-255 printable ASCII characters.")
+)
+IN_FLIGHT = ErrorPage(
+    HTTPError(
+        409,
+        "A request with this Idempotency-Key is still being processed.",
+        [("Retry-After", "1")],
+    )
+)
+REUSED = ErrorPage(
+    HTTPError(422, "This Idempotency-Key was already used for a different request.")
+)
+UNAVAILABLE = ErrorPage(
+    store_unavailable("The idempotency store is unavailable; retry later with the same key.")
+)
 
 
 class Captured:
@@ -249,7 +258,6 @@ class Idempotency:
         self.ttl, self.lock_ttl, self.max_body = ttl, lock_ttl, max_body
         self.required, self.fail_open = required, fail_open
         self.user: UserFunc = user if user is not None else default_user
-        self.unavailable_headers = [("Retry-After", str(STORE_RETRY_AFTER))]
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         # 1. Only the configured methods, and only with a (well-formed) key.
@@ -259,12 +267,10 @@ class Idempotency:
         if header is None:
             if not self.required:
                 return self.app(environ, start_response)
-            missing = error(400, "This request requires an Idempotency-Key header.")
-            return missing(environ, start_response)
+            return MISSING(environ, start_response)
         key = parse_key(header)
         if key is None:
-            detail = "The Idempotency-Key must be a string of 1-255 printable ASCII characters."
-            return error(400, detail)(environ, start_response)
+            return MALFORMED(environ, start_response)
         # 2. The entry of this key in this client's scope.
         scope = self.user(environ)
         tag = "-" if scope is None else "+" + scope
@@ -274,7 +280,7 @@ class Idempotency:
         try:
             body = read_body(environ, self.max_body)
         except HTTPError as refused:  # 413, or 400 for a body that cannot be read
-            return error(refused.status, refused.detail or "")(environ, start_response)
+            return render(refused, environ.get("HTTP_ACCEPT", ""))(environ, start_response)
         environ["wsgi.input"] = io.BytesIO(body)
         environ["CONTENT_LENGTH"] = str(len(body))
         environ.pop("HTTP_TRANSFER_ENCODING", None)  # it has a length now
@@ -287,8 +293,7 @@ class Idempotency:
             logger.warning("idempotency store failed (%s); %s", exc, then)
             if self.fail_open:
                 return self.app(environ, start_response)
-            detail = "The idempotency store is unavailable; retry later with the same key."
-            return error(503, detail, self.unavailable_headers)(environ, start_response)
+            return UNAVAILABLE(environ, start_response)
         if answer is not None:
             return answer(environ, start_response)
         # 5. The winner: run the app, record, then respond.
@@ -306,12 +311,11 @@ class Idempotency:
             value = RUNNING + mark.encode()  # it keeps changing hands: in progress
         if value.startswith(RUNNING):
             if value[len(RUNNING) :].decode("ascii", "replace") != mark:
-                return reused()
-            detail = "A request with this Idempotency-Key is still being processed."
-            return error(409, detail, [("Retry-After", "1")])
+                return REUSED
+            return IN_FLIGHT
         record = load(value)
         if record["fingerprint"] != mark:
-            return reused()
+            return REUSED
         return replay(record)
 
     def run(
@@ -352,8 +356,3 @@ class Idempotency:
             self.store.delete(entry)
         except StoreError as exc:
             logger.warning("idempotency store failed to delete a marker (%s)", exc)
-
-
-def reused() -> WSGIApp:
-    detail = "This Idempotency-Key was already used for a different request."
-    return error(422, detail)

@@ -79,12 +79,11 @@ import time
 from collections.abc import Callable, Iterable
 from functools import partial
 
-from ..errors import HTTPError, prefers_html, render
+from ..errors import ErrorPage, HTTPError, store_unavailable
 from ..request import Request
-from ..response import Reply
 from ..stores import Store, StoreError, default_store
-from ..stores.base import STORE_RETRY_AFTER, Clock
-from ..types import Environ, Headers, StartResponse, WSGIApp
+from ..stores.base import Clock
+from ..types import Environ, Headers, WSGIApp
 from .base import Middleware, has_header
 
 logger = logging.getLogger("microweb")
@@ -169,11 +168,11 @@ class RateLimit(Middleware):
         self.prefix = f"ratelimit:{self.limit}/{self.period}:"
         self.limit_value = str(self.limit)
         period_text = f"{self.period} seconds" if self.period != 1 else "second"
-        self.too_many = Canned(
+        self.too_many = ErrorPage(
             HTTPError(429, f"Too many requests: the limit is {self.limit} per {period_text}.")
         )
-        self.unavailable = Canned(HTTPError(503, "The rate limiter cannot count requests now."))
-        self.unavailable_headers = [("Retry-After", str(STORE_RETRY_AFTER))]
+        detail = "The rate limiter cannot count requests now."
+        self.unavailable = ErrorPage(store_unavailable(detail))
 
     def before(self, environ: Environ) -> WSGIApp | None:
         # 1. Who is asking? Exempt paths and key None are not limited.
@@ -197,7 +196,7 @@ class RateLimit(Middleware):
         except StoreError as exc:
             action = "letting the request through" if self.fail_open else "answering 503"
             logger.warning("RateLimit: the store failed (%s); %s", exc, action)
-            return None if self.fail_open else partial(self.unavailable, self.unavailable_headers)
+            return None if self.fail_open else self.unavailable
         # 3. Where the client stands. RFC 9110 §10.2.3: Retry-After is a whole
         #    number of seconds, so round up (never 0: "now" would be a lie).
         reset = max(1, math.ceil((window + 1) * self.period - now))
@@ -210,7 +209,7 @@ class RateLimit(Middleware):
             return None
         # 4. RFC 6585 §4: over the limit, 429 with when to come back.
         headers = [("Retry-After", str(reset)), *self.fields(state)]
-        return partial(self.too_many, headers)
+        return partial(self.too_many.respond, extra=headers)
 
     #: The fields `after` adds (see `Middleware.added_headers`).
     after_fields = frozenset({"ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"})
@@ -233,28 +232,6 @@ class RateLimit(Middleware):
             ("RateLimit-Remaining", str(remaining)),
             ("RateLimit-Reset", str(reset)),
         ]
-
-
-class Canned:
-    """An error rendered once as problem+json and as HTML; negotiated per request.
-
-    Called as ``canned(extra_headers, environ, start_response)`` (a `partial`
-    binds the headers of one request), so it renders like every other
-    microweb error (`microweb.errors.render`) without rendering each time.
-    """
-
-    def __init__(self, error: HTTPError) -> None:
-        self.json: Reply = render(error, "application/json")
-        self.html: Reply = render(error, "text/html")
-
-    def __call__(
-        self, extra: Headers, environ: Environ, start_response: StartResponse
-    ) -> list[bytes]:
-        accept = environ.get("HTTP_ACCEPT", "")
-        reply = self.html if accept and prefers_html(accept) else self.json
-        # NOTE: a new list: `after` hooks outside this layer edit it in place.
-        start_response(reply.status, [*reply.headers, *extra])
-        return [] if environ["REQUEST_METHOD"] == "HEAD" else [reply.body]
 
 
 __all__ = ["STATE", "RateLimit", "client_part", "parse_limit"]

@@ -44,8 +44,8 @@ import re
 from collections.abc import Iterable
 from functools import lru_cache
 
-from ..errors import HTTPError, prefers_html, render
-from ..types import Environ, StartResponse, WSGIApp
+from ..errors import ErrorPage, HTTPError
+from ..types import Environ, WSGIApp
 from .base import Middleware
 
 DEFAULT_PORTS = {"http": "80", "https": "443"}
@@ -112,8 +112,10 @@ class TrustedHost(Middleware):
         # with parse_host and is_allowed, both cached). Only allowed pairs are
         # kept, at most `PASSED_MAX`: made-up hosts cannot grow it.
         self.passed: set[tuple[str, str]] = set()
-        self.not_allowed = Refusal("The Host header names a host this server does not serve.")
-        self.missing = Refusal("An HTTP/1.1 request must carry a Host header.")
+        self.not_allowed = ErrorPage(
+            HTTPError(400, "The Host header names a host this server does not serve.")
+        )
+        self.missing = ErrorPage(HTTPError(400, "An HTTP/1.1 request must carry a Host header."))
 
     def _add(self, entry: object) -> None:
         bad = f"allowed_hosts: {entry!r} is not a host, host:port, *.domain or [IPv6]"
@@ -167,21 +169,4 @@ class TrustedHost(Middleware):
         return False
 
 
-class Refusal:
-    """A 400 rendered once as problem+json and as HTML; negotiated per request."""
-
-    def __init__(self, detail: str) -> None:
-        error = HTTPError(400, detail)
-        self.json = render(error, "application/json")
-        self.html = render(error, "text/html")
-
-    def __call__(self, environ: Environ, start_response: StartResponse) -> list[bytes]:
-        accept = environ.get("HTTP_ACCEPT", "")
-        reply = self.html if accept and prefers_html(accept) else self.json
-        # NOTE: a copy of the header list: `after` hooks outside this layer
-        # (SecurityHeaders, RequestID) edit it in place, and it is shared.
-        start_response(reply.status, list(reply.headers))
-        return [] if environ["REQUEST_METHOD"] == "HEAD" else [reply.body]
-
-
-__all__ = ["DEFAULT_PORTS", "Refusal", "TrustedHost", "parse_host"]
+__all__ = ["DEFAULT_PORTS", "TrustedHost", "parse_host"]

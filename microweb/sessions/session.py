@@ -54,13 +54,15 @@ from typing import Literal
 
 from webob.cookies import RequestCookies, make_cookie
 
-from ..errors import render, store_unavailable
+from ..errors import ErrorPage, store_unavailable
 from ..middleware.base import Middleware, add_vary, has_header
 from ..stores.base import StoreError
 from ..types import Environ, Headers, WSGIApp
 from .session_data import Session
 
 logger = logging.getLogger("microweb")
+# The fail-closed answer when the store cannot be read, rendered once.
+UNAVAILABLE = ErrorPage(store_unavailable())
 
 #: Where the session is kept in the WSGI environ (`Request.session` reads it).
 ENVIRON_KEY = "microweb.session"
@@ -167,7 +169,7 @@ class SessionMiddleware(Middleware):
                     name = type(self).__name__
                     if not self.fail_open:
                         logger.warning("%s: the store failed (%s); answering 503", name, exc)
-                        return render(store_unavailable(), environ.get("HTTP_ACCEPT", ""))
+                        return UNAVAILABLE
                     logger.warning("%s: the store failed (%s); an anonymous session", name, exc)
                     session = self.session_class(self.discard, has_cookie)  # nothing half-loaded
                     session.detached = True
