@@ -20,16 +20,8 @@ from typing import Any
 
 from microweb import App, Request, Response
 from microweb.middleware.idempotency import Idempotency
-from microweb.stores import SQLiteStore, Store
-
-
-def make_store(spec: str) -> Store:
-    if spec.startswith("redis://"):
-        from microweb.stores import RedisStore
-
-        store: Store = RedisStore(spec)
-        return store
-    return SQLiteStore(spec.removeprefix("sqlite:"))
+from microweb.stores import SQLiteStore
+from tests.store_specs import store_from_spec
 
 
 def server_app() -> App:
@@ -48,5 +40,5 @@ def server_app() -> App:
     def count(req: Request) -> Any:
         return {"runs": int(runs.get("runs") or 0)}
 
-    app.use(Idempotency, store=make_store(os.environ["IDEMPOTENCY_STORE"]))
+    app.use(Idempotency, store=store_from_spec(os.environ["IDEMPOTENCY_STORE"]))
     return app

@@ -19,8 +19,8 @@ from collections.abc import Iterable
 
 from microweb.middleware.proxy_fix import ProxyFix
 from microweb.middleware.rate_limit import RateLimit
-from microweb.stores import SQLiteStore, Store
 from microweb.types import Environ, StartResponse
+from tests.store_specs import store_from_spec
 
 LIMIT = "100/day"
 _SHIFT = float(os.environ.get("RATE_LIMIT_T0", time.time())) - 1.0
@@ -28,15 +28,6 @@ _SHIFT = float(os.environ.get("RATE_LIMIT_T0", time.time())) - 1.0
 
 def clock() -> float:
     return time.time() - _SHIFT  # 1.0 at the test's start, then ticking
-
-
-def make_store(spec: str) -> Store:
-    if spec.startswith("redis://"):
-        from microweb.stores import RedisStore
-
-        store: Store = RedisStore(spec)
-        return store
-    return SQLiteStore(spec.removeprefix("sqlite:"))
 
 
 def hello(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
@@ -48,7 +39,7 @@ def hello(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
 # (127.0.0.1) is not that proxy, so its X-Forwarded-For is not believed and
 # rotating it cannot buy a fresh quota.
 app = ProxyFix(
-    RateLimit(hello, LIMIT, store=make_store(os.environ["RATE_LIMIT_STORE"]), clock=clock),
+    RateLimit(hello, LIMIT, store=store_from_spec(os.environ["RATE_LIMIT_STORE"]), clock=clock),
     x_for=1,
     trusted=["10.255.255.254"],  # not the test client: its X-Forwarded-For is ignored
 )

@@ -23,7 +23,6 @@ import io
 import json
 import logging
 import os
-import sqlite3
 import threading
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -35,6 +34,7 @@ import flask
 import pytest
 from middleware_apps import APPS
 from servers import TIMEOUT, StartServer, fetch
+from store_outages import LockedSQLite, locked_sqlite
 from wsgi_call import Raw, call
 
 from microweb import App, Request, Response
@@ -673,16 +673,10 @@ def test_2_3_after_ttl_the_key_is_new_again() -> None:
 
 
 @pytest.fixture
-def locked_store(tmp_path: Path) -> Iterator[tuple[SQLiteStore, sqlite3.Connection]]:
-    """A real SQLiteStore and a connection that can hold its write lock (as another process)."""
-    path = tmp_path / "idempotency.db"
-    store = SQLiteStore(path, timeout=0.05)
-    blocker = sqlite3.connect(path, isolation_level=None)
-    yield store, blocker
-    if blocker.in_transaction:
-        blocker.execute("ROLLBACK")
-    blocker.close()
-    store.close()
+def locked_store(tmp_path: Path) -> Iterator[LockedSQLite]:
+    """A real SQLiteStore, and the lock another process could hold on it (an outage)."""
+    with locked_sqlite(tmp_path / "idempotency.db") as locked:
+        yield locked
 
 
 @pytest.mark.parametrize(
@@ -693,16 +687,16 @@ def locked_store(tmp_path: Path) -> Iterator[tuple[SQLiteStore, sqlite3.Connecti
     ],
 )
 def test_a_store_failure(
-    locked_store: tuple[SQLiteStore, sqlite3.Connection],
+    locked_store: LockedSQLite,
     caplog: pytest.LogCaptureFixture,
     fail_open: bool,
     status: int,
     runs: int,
 ) -> None:
-    store, blocker = locked_store
+    store = locked_store.store
     echo = Echo()
     client = Client(Idempotency(echo, store=store, fail_open=fail_open))
-    blocker.execute("BEGIN IMMEDIATE")  # the store cannot write: "database is locked"
+    locked_store.lock()  # the store cannot write: "database is locked"
     with caplog.at_level(logging.WARNING, logger="microweb"):
         response = post(client)
     assert response.status_int == status and echo.runs == runs
@@ -713,27 +707,27 @@ def test_a_store_failure(
         assert response.headers["Retry-After"] == str(STORE_RETRY_AFTER)
     else:
         assert "Retry-After" not in response.headers
-    blocker.execute("ROLLBACK")  # the store is back: the key works as usual
+    locked_store.release()  # the store is back: the key works as usual
     assert post(client).status_int == 201 and echo.runs == runs + 1
     assert post(client).headers["Idempotent-Replayed"] == "true"
 
 
 def test_a_store_failure_while_recording_still_sends_the_response(
-    locked_store: tuple[SQLiteStore, sqlite3.Connection], caplog: pytest.LogCaptureFixture
+    locked_store: LockedSQLite, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The handler ran: answering 503 would invite the retry that runs it twice."""
-    store, blocker = locked_store
+    store = locked_store.store
     echo = Echo()
 
     def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        blocker.execute("BEGIN IMMEDIATE")  # the store fails after the election
+        locked_store.lock()  # the store fails after the election
         return echo(environ, start_response)
 
     client = Client(Idempotency(app, store=store))
     with caplog.at_level(logging.WARNING, logger="microweb"):
         assert post(client).status_int == 201
     assert any("failed to record" in r.getMessage() for r in caplog.records)
-    blocker.execute("ROLLBACK")
+    locked_store.release()
     assert post(client).status_int == 409 and echo.runs == 1  # the marker waits for lock_ttl
 
 
@@ -776,14 +770,6 @@ def test_in_an_app_stack_gzip_compresses_the_replay_again() -> None:
 
 
 # -- e2e: 20 concurrent POSTs with one key, 4 gunicorn workers --------------------------------
-
-
-@pytest.fixture(params=["sqlite", "redis"])
-def store_spec(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "redis":
-        url: str = request.getfixturevalue("redis_url")
-        return url
-    return f"sqlite:{tmp_path / 'idempotency.db'}"
 
 
 @pytest.mark.e2e

@@ -14,7 +14,6 @@ from __future__ import annotations
 import http.client
 import json
 import logging
-import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +25,7 @@ import pytest
 from middleware_apps import APPS, plain_app
 from redis_server import RedisServer
 from servers import StartServer
+from store_outages import locked_sqlite
 from wsgi_call import Raw, call
 
 from microweb import App, Request
@@ -357,17 +357,9 @@ def test_two_layers_report_the_tighter_limit(outer: str, inner: str) -> None:
 @pytest.fixture
 def locked_store(tmp_path: Path) -> Iterator[tuple[SQLiteStore, Callable[[], None]]]:
     """A real SQLite store whose write lock another connection holds (an outage)."""
-    path = tmp_path / "locked.db"
-    store = SQLiteStore(path, timeout=0.05)
-    holder = sqlite3.connect(path, isolation_level=None)
-    holder.execute("BEGIN IMMEDIATE")  # takes the write lock, as a stuck writer would
-
-    def release() -> None:
-        holder.execute("ROLLBACK")
-
-    yield store, release
-    holder.close()
-    store.close()
+    with locked_sqlite(tmp_path / "locked.db") as locked:
+        locked.lock()
+        yield locked.store, locked.release
 
 
 @pytest.mark.parametrize(
@@ -542,14 +534,6 @@ def _get(url: str, headers: dict[str, str]) -> int:
         return response.status
     finally:
         connection.close()
-
-
-@pytest.fixture(params=["sqlite", "redis"])
-def store_spec(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "redis":
-        url: str = request.getfixturevalue("redis_url")
-        return url
-    return f"sqlite:{tmp_path / 'rl.db'}"
 
 
 @pytest.mark.e2e
