@@ -60,7 +60,7 @@ response the work is one scan of the header names and one ``extend``.
 from __future__ import annotations
 
 from ..types import Environ, Headers, WSGIApp
-from .base import Middleware, has_any
+from .base import Middleware, has_any, header_names
 
 #: Powerful features this page, and every frame in it, may not use.
 DEFAULT_PERMISSIONS_POLICY = (
@@ -145,7 +145,7 @@ class SecurityHeaders(Middleware):
             headers.extend(self.added_headers(environ))
             return
         https = environ.get("wsgi.url_scheme") == "https"
-        present = {name.lower() for name, _ in headers}
+        present = header_names(headers)
         for lower, name, value in self.https_headers if https else self.http_headers:
             if lower not in present:  # the app's own value wins
                 headers.append((name, value))
