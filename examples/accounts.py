@@ -186,24 +186,12 @@ LOGIN_FORM = """<form method=post action=/login>
 # --- the app ----------------------------------------------------------------------
 
 
-def create_app(
-    db_path: str | os.PathLike[str],
-    jwt_key: str = DEV_JWT_KEY,
-    *,
-    secure_cookies: bool = True,
-    allowed_hosts: list[str] | None = None,
-    trusted_proxies: list[str] | None = None,
-    force_https: bool = False,
-) -> App:
-    """The accounts site, storing its sessions, revocations and notes in `db_path`."""
-    return build_app(
-        SQLiteStore(os.fspath(db_path)),
-        jwt_key,
-        secure_cookies=secure_cookies,
-        allowed_hosts=allowed_hosts,
-        trusted_proxies=trusted_proxies,
-        force_https=force_https,
-    )
+def create_app(db_path: str | os.PathLike[str], jwt_key: str = DEV_JWT_KEY, **options: Any) -> App:
+    """The accounts site, storing its sessions, revocations and notes in `db_path`.
+
+    `options` are `build_app`'s (``secure_cookies``, ``allowed_hosts``, ...).
+    """
+    return build_app(SQLiteStore(os.fspath(db_path)), jwt_key, **options)
 
 
 def build_app(
