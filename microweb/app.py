@@ -19,8 +19,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
-from .converters import BUILTIN_CONVERTERS, Converter
+from .converters import BUILTIN_CONVERTERS, Converter, check_converter
 from .errors import ErrorHandlers
+from .handler_checks import check_handler, handler_location
 from .middleware import build_stack, ordered
 from .request import DEFAULT_MAX_BODY_SIZE, Request
 from .response import to_response
@@ -92,6 +93,7 @@ class Router(RouteDecorators):
         self.routes.append((path, handler, tuple(methods), name))
 
     def add_converter(self, kind: str, converter: type[Converter]) -> None:
+        check_converter(kind, converter)
         self.converters[kind] = converter
 
     def include(self, router: Router) -> None:
@@ -106,7 +108,7 @@ class Router(RouteDecorators):
                 self.prefix + path,
                 handler,
                 methods,
-                f"{self.name}.{name or handler.__name__}" if self.name else name,
+                f"{self.name}.{name or getattr(handler, '__name__', path)}" if self.name else name,
             )
             for path, handler, methods, name in self.routes
         ]
@@ -182,17 +184,16 @@ class App(RouteDecorators):
         upper = frozenset(m.upper() for m in methods)
         if not upper:
             raise ValueError(f"route {path!r} needs at least one method")
-        code = getattr(handler, "__code__", None)
-        where = f"{code.co_filename}:{code.co_firstlineno}" if code else repr(handler)
-        segments = tuple(parse_template(path, converters))
+        where = handler_location(handler)
+        segments = tuple(parse_template(path, converters, where))
         route_name = name or str(getattr(handler, "__name__", path))
-        self.router.add(Route(path, handler, upper, route_name, segments, where))
+        route = Route(path, handler, upper, route_name, segments, where)
+        check_handler(handler, path, route.param_names, where)
+        self.router.add(route)
 
     def add_converter(self, kind: str, converter: type[Converter]) -> None:
         """Register ``{name:kind}``: `converter` has `regex`, `to_python`, `to_url`."""
-        for attribute in ("regex", "to_python", "to_url"):
-            if not hasattr(converter, attribute):
-                raise TypeError(f"converter {converter!r} has no {attribute!r}")
+        check_converter(kind, converter)
         self.converters[kind] = converter
 
     def include(self, router: Router) -> None:

@@ -10,10 +10,17 @@ and Flask, so they are familiar):
   and, failing all, answers 404, never 500);
 - `to_url(value)`: the segment `url_for` writes back.
 
+Only those three are required: subclassing `Converter` is optional, and
+the optional parts the router reads (`spans_segments`, `checks_text`) are
+read with their defaults. `check_converter` refuses, at ``add_converter``,
+a converter the router could not use.
+
 Registries of converters live on the `App` or `Router` (a copy of
 `BUILTIN_CONVERTERS`), never in a module global that every app shares.
 """
 
+import inspect
+import re
 import uuid
 from typing import Any, ClassVar
 
@@ -77,3 +84,37 @@ BUILTIN_CONVERTERS: dict[str, type[Converter]] = {
     "uuid": UUIDConverter,
     "path": PathConverter,
 }
+
+
+_KIND = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def check_converter(kind: str, converter: Any) -> None:
+    """Raise unless ``{name:kind}`` can use `converter`: a class with the three parts."""
+    if not isinstance(kind, str) or not _KIND.fullmatch(kind):
+        raise ValueError(f"converter name {kind!r} must be an identifier, like 'slug'")
+    if not isinstance(converter, type):
+        raise TypeError(
+            f"add_converter({kind!r}, ...) takes the converter class, not {converter!r}"
+        )
+    where = _location(converter)
+    for part in ("to_python", "to_url"):
+        if not callable(getattr(converter, part, None)):
+            raise TypeError(f"converter {converter.__qualname__} ({where}) has no method {part!r}")
+    regex = getattr(converter, "regex", None)
+    if not isinstance(regex, str):
+        raise TypeError(f"converter {converter.__qualname__} ({where}) needs a str 'regex'")
+    try:
+        re.compile(regex)
+    except re.error as error:
+        raise ValueError(
+            f"converter {converter.__qualname__} ({where}): regex {regex!r}: {error}"
+        ) from None
+
+
+def _location(cls: type) -> str:
+    """``file:line`` of a class, for error messages (its module when unknown)."""
+    try:
+        return f"{inspect.getsourcefile(cls)}:{inspect.getsourcelines(cls)[1]}"
+    except (OSError, TypeError):
+        return cls.__module__

@@ -12,8 +12,11 @@ inserts them into its segment tree to *match* a path; `Route.build` walks
 them the other way to *build* a path from values, for ``url_for``.
 
 Mistakes in a template are raised here, at registration, never at request
-time: a path without a leading ``/``, a ``{`` inside a segment, an unknown
-converter, a parameter named twice, ``{rest:path}`` anywhere but last.
+time, each naming the handler's ``file:line``: a path without a leading
+``/``, Flask's ``<int:id>`` (with the ``{id:int}`` to write instead), a
+``{`` inside a segment, an unknown converter (with the known ones), a
+parameter named twice, ``{rest:path}`` anywhere but last. Whether the
+handler can take the template's parameters is `handler_checks.py`'s job.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ Handler = Callable[..., Any]
 _PARAM = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_]*)(?::([A-Za-z_][A-Za-z0-9_]*))?\}$")
 # Characters that stay literal when a path is written into a Location header.
 PATH_SAFE = "/:@!$&'()*+,;=~"
+# Flask's ``<name>``, ``<int:name>``, ``<any(a, b):name>``: refused with the ``{...}`` spelling.
+_FLASK_PARAM = re.compile(r"<(?:([A-Za-z_][A-Za-z0-9_]*)(?:\([^)]*\))?:)?([A-Za-z_][A-Za-z0-9_]*)>")
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,8 @@ class Param:
     name: str
     kind: str
     converter: Converter
+    #: The converter's `spans_segments` (`path`): False when it has none.
+    spans: bool
 
 
 @dataclass
@@ -65,17 +72,31 @@ class Route:
                 if segment.name not in params:
                     raise KeyError(f"route {self.name!r} needs a value for {segment.name!r}")
                 text = segment.converter.to_url(params[segment.name])
-                safe = "/" if segment.converter.spans_segments else ""
+                safe = "/" if segment.spans else ""
                 parts.append(quote(text, safe=safe))
             else:
                 parts.append(quote(segment, safe=PATH_SAFE))
         return "/" + "/".join(parts)
 
 
-def parse_template(template: str, converters: dict[str, type[Converter]]) -> list[str | Param]:
-    """Split ``/users/{id:int}`` into ``["users", Param("id", "int", ...)]``."""
+def parse_template(
+    template: str, converters: dict[str, type[Converter]], where: str = ""
+) -> list[str | Param]:
+    """Split ``/users/{id:int}`` into ``["users", Param("id", "int", ...)]``.
+
+    `where` (the handler's ``file:line``) goes into every error message.
+    """
+
+    def refuse(problem: str) -> ValueError:
+        return ValueError(f"{template!r} ({where or 'route'}): {problem}")
+
     if not template.startswith("/"):
-        raise ValueError(f"route path must start with '/': {template!r}")
+        raise refuse("a route path must start with '/'")
+    if _FLASK_PARAM.search(template):
+        # NOTE: '<' and '>' may not appear in a URI (RFC 3986 §2), so a
+        # Flask-style '<int:id>' could only ever be a literal that never matches.
+        braces = _FLASK_PARAM.sub(_as_braces, template)
+        raise refuse(f"'<...>' is Flask's syntax; microweb writes {braces!r}")
     segments: list[str | Param] = []
     names: set[str] = set()
     raw = template[1:].split("/")
@@ -83,19 +104,30 @@ def parse_template(template: str, converters: dict[str, type[Converter]]) -> lis
         match = _PARAM.match(text)
         if match is None:
             if "{" in text or "}" in text:
-                raise ValueError(
-                    f"in {template!r}: a parameter must be a whole segment, like '/{{name}}'"
-                )
+                raise refuse("a parameter must be a whole segment, like '/{name}'")
             segments.append(text)
             continue
         name, kind = match.group(1), match.group(2) or "str"
         if kind not in converters:
-            raise ValueError(f"in {template!r}: unknown converter {kind!r}")
+            known = ", ".join(sorted(converters))
+            raise refuse(
+                f"unknown converter {kind!r}; the known ones are {known} "
+                "(add_converter registers more)"
+            )
         if name in names:
-            raise ValueError(f"in {template!r}: parameter {name!r} appears twice")
+            raise refuse(f"parameter {name!r} appears twice")
         names.add(name)
         converter = converters[kind]()
-        if getattr(converter, "spans_segments", False) and index != len(raw) - 1:
-            raise ValueError(f"in {template!r}: a '{{{name}:{kind}}}' must be the last segment")
-        segments.append(Param(name, kind, converter))
+        # NOTE: a converter needs only regex, to_python and to_url (DESIGN.md);
+        # its optional parts are read with their defaults, this one here once.
+        spans = bool(getattr(converter, "spans_segments", False))
+        if spans and index != len(raw) - 1:
+            raise refuse(f"a '{{{name}:{kind}}}' must be the last segment")
+        segments.append(Param(name, kind, converter, spans))
     return segments
+
+
+def _as_braces(match: re.Match[str]) -> str:
+    """``<int:id>`` → ``{id:int}``; ``<id>`` and ``<string:id>`` → ``{id}``."""
+    kind, name = match.group(1), match.group(2)
+    return f"{{{name}}}" if kind in (None, "string") else f"{{{name}:{kind}}}"

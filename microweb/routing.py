@@ -111,7 +111,7 @@ class _Edge:
     def __init__(self, param: Param) -> None:
         self.kind = param.kind
         self.converter = param.converter
-        self.spans = bool(getattr(param.converter, "spans_segments", False))
+        self.spans = param.spans
         # PERF: the plain `{name}` converter needs neither its regex (a split
         # segment never holds '/') nor its to_python (identity).
         self.identity = type(param.converter) is Converter

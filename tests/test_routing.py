@@ -243,6 +243,21 @@ def test_conflicting_routes_raise_naming_both(first: str, second: str) -> None:
     assert first in message and second in message and "test_routing.py" in message
 
 
+def test_a_conflict_names_the_file_line_of_both_handlers() -> None:
+    def first(req: Any, id: int) -> Any:
+        return id
+
+    def second(req: Any, id: int) -> Any:
+        return id
+
+    app = App()
+    app.get("/notes/{id:int}")(first)
+    with pytest.raises(RouteConflict) as info:
+        app.route("/notes/{id:int}", methods=["GET", "PUT"])(second)
+    for handler in (first, second):
+        assert f"{__file__}:{handler.__code__.co_firstlineno}" in str(info.value)
+
+
 def test_same_path_other_methods_is_not_a_conflict() -> None:
     app = App()
     app.add_route("/a/{x}", echo("get"), ["GET"])
