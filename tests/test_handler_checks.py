@@ -119,6 +119,15 @@ def test_callables_that_are_not_plain_functions_keep_working() -> None:
     assert client.get("/keyword/4").text == "4"
 
 
+def test_a_named_router_takes_a_partial() -> None:
+    """A partial has no ``__name__``: its route is named after its path."""
+    api = Router(prefix="/api", name="api")
+    api.get("/notes/{id:int}")(functools.partial(store_lookup, {1: "one"}))
+    app = App()
+    app.include(api)
+    assert Client(app).get(app.url_for("api./notes/{id:int}", id=1)).text == "one"
+
+
 def test_a_wrapped_handler_is_named_at_its_own_line() -> None:
     """A wrapper whose own signature refuses the call: the message points at the user's code."""
 
