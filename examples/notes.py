@@ -1,6 +1,6 @@
 """A notes JSON API kept in SQLite: a complete small microweb app.
 
-Run it from the repository root (the database file is created on first use):
+Run it from the repository root (the database file is created at startup):
 
     NOTES_DB=/tmp/notes.db microweb run examples.notes:app
 
@@ -41,11 +41,15 @@ with `Allow`, 405 with `Allow` for a method a path does not serve (POST
 Storage
 -------
 Notes live in one SQLite file, `NOTES_DB` (default `notes.db` in the working
-directory), so every gunicorn worker process sees the same notes. Each request
-opens its own connection: a SQLite connection must not cross a `fork()`, and
-opening one is cheap (a file open). The database runs in WAL mode, where
-readers never block the writer and the writer never blocks readers. The data
-layer (`NoteStore`) knows nothing about HTTP and the handlers know no SQL.
+directory), so every gunicorn worker process sees the same notes. The table
+is created, and the file switched to WAL mode (where readers never block the
+writer and the writer never blocks readers), when the app is built: at
+startup, never on a first request, where two workers' first requests would
+race to do it. `setup_database` makes the workers, which all build the app
+at the same moment, take turns. Each request then opens its own connection:
+a SQLite connection must not cross a `fork()`, and opening one is cheap (a
+file open). The data layer (`NoteStore`) knows nothing about HTTP and the
+handlers know no SQL.
 """
 
 from __future__ import annotations
@@ -57,6 +61,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from microweb import App, HTTPError, Request, Response
+from microweb.stores.sqlite import setup_database
 
 FIELDS = ("title", "body")
 DEFAULT_LIMIT = 20
@@ -79,7 +84,8 @@ class NoteStore:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = os.fspath(path)
-        self.ready = False  # has this process created the table yet?
+        # Startup work happens at startup: WAL mode and the table, before any request.
+        setup_database(self.path, SCHEMA)
 
     @contextmanager
     def connect(self) -> Iterator[sqlite3.Connection]:
@@ -88,11 +94,6 @@ class NoteStore:
         conn = sqlite3.connect(self.path, timeout=10)
         conn.row_factory = sqlite3.Row
         try:
-            if not self.ready:
-                # WAL is a property of the database file: set once, it stays on.
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute(SCHEMA)
-                self.ready = True
             with conn:  # a transaction
                 yield conn
         finally:

@@ -524,12 +524,35 @@ def _report_connection(store: SQLiteStore, barrier: Any, ids: Any) -> None:
     ids.put(id(store._conn()))
 
 
+def _open_store(path: Path, barrier: Any, results: Any) -> None:
+    barrier.wait()  # every process builds its store at the same moment, as workers do
+    try:
+        with SQLiteStore(path) as store:
+            store.set("k", "v")
+        results.put("ok")
+    except StoreError as exc:
+        results.put(str(exc))
+
+
+def test_sqlite_processes_set_up_a_fresh_file_together(tmp_path: Path) -> None:
+    """Two workers starting at once on a new file: the switch to WAL must not fail in either.
+
+    Without setup_database's lock about 1 pair in 16 fails ("database is locked").
+    """
+    results = _fork.SimpleQueue()
+    for trial in range(20):
+        _run_processes(2, _open_store, tmp_path / f"s{trial}.db", results)
+        assert [results.get(), results.get()] == ["ok", "ok"]
+    results.close()
+
+
 def test_sqlite_reconnects_after_fork(tmp_path: Path) -> None:
     """An SQLite connection must never cross fork(): the child opens its own."""
     with SQLiteStore(tmp_path / "s.db") as store:
+        parent = id(store._conn())  # the parent's connection exists before the fork
         ids = _fork.SimpleQueue()
         _run_processes(1, _report_connection, store, ids)
-        assert ids.get() != id(store._conn())
+        assert ids.get() != parent == id(store._conn())
         ids.close()
 
 

@@ -12,6 +12,10 @@ Concurrency model:
   append to the log. SQLite serialises writers with a file lock; a writer that
   finds it held waits up to ``timeout`` seconds (SQLite's busy timeout), then
   the operation raises `StoreError` — never an unbounded wait.
+- **Set up once, at startup** (`setup_database`): the schema and the switch to
+  WAL (a property of the file, which stays on) run when the store is built,
+  in every process that builds one, one process at a time. Connections then
+  only set their own options.
 - **One connection per process and thread.** A connection is created lazily by
   the thread that uses it. A connection must never be used across ``fork()``
   (SQLite's locks are per process; gunicorn forks its workers after importing
@@ -41,6 +45,7 @@ rate-limit windows and idempotency records; the data survives restarts).
 
 from __future__ import annotations
 
+import fcntl
 import os
 import sqlite3
 import threading
@@ -49,7 +54,7 @@ from collections.abc import Mapping
 
 from .base import BaseStore, Clock, StoreError, Value, parse_counter
 
-__all__ = ["SQLiteStore"]
+__all__ = ["SQLiteStore", "setup_database"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB NOT NULL, expires REAL);
@@ -72,6 +77,34 @@ WHERE {_EXPIRED} OR (CAST(CAST(kv.value AS INTEGER) AS BLOB) = kv.value
                     AND CAST(kv.value AS INTEGER) < 9223372036854775807)"""
 _SET = """INSERT INTO kv (key, value, expires) VALUES (:key, :value, :expires)
 ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires = excluded.expires"""
+
+
+
+def setup_database(path: str | os.PathLike[str], schema: str, timeout: float = 10.0) -> None:
+    """Switch the SQLite file at `path` to WAL and run `schema`, one process at a time.
+
+    Call it at startup (when the app is built), never on a first request.
+    `schema` must be idempotent (``CREATE TABLE IF NOT EXISTS ...``): every
+    gunicorn worker imports the app, so every worker runs this, usually at
+    the same moment on a fresh file. That is why processes take turns here:
+    SQLite's switch of a new file to WAL fails at once with "database is
+    locked" when another process is switching it too (the busy timeout does
+    not apply: both hold a read lock and each waits for the other), so the
+    setup holds an advisory lock on a side file, ``<path>.lock``, for the few
+    milliseconds it takes. Raises `OSError` or `sqlite3.Error`.
+    """
+    path = os.fspath(path)
+    # NOTE: a side file, not the database: closing any descriptor of the database
+    # file would drop the POSIX locks SQLite's other connections in this process hold.
+    with open(path + ".lock", "ab") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
+        conn = sqlite3.connect(path, timeout=timeout, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.executescript(schema)
+        finally:
+            conn.close()
+
 
 # Abandoned connections inherited across fork(): closing them in the child could
 # disturb the parent's use of the file, so the child keeps them referenced, unused.
@@ -100,7 +133,10 @@ class SQLiteStore(BaseStore):
         self._local = threading.local()
         self._all: list[tuple[int, sqlite3.Connection]] = []  # (pid, conn), to close them all
         self._all_lock = threading.Lock()
-        self._conn()  # fail at startup, not at the first request, if the file is unusable
+        try:  # at startup, so that an unusable file fails here, not at the first request
+            setup_database(self.path, _SCHEMA, timeout)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot set up SQLite store {self.path!r}: {exc}") from exc
 
     # -- connections ---------------------------------------------------------------
 
@@ -128,13 +164,8 @@ class SQLiteStore(BaseStore):
             )
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open SQLite store {self.path!r}: {exc}") from exc
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.executescript(_SCHEMA)
-        except sqlite3.Error as exc:
-            conn.close()
-            raise StoreError(f"cannot initialise SQLite store {self.path!r}: {exc}") from exc
+        # NOTE: a per-connection option, unlike WAL and the schema (setup_database).
+        conn.execute("PRAGMA synchronous=NORMAL")
         return conn
 
     def __repr__(self) -> str:
