@@ -60,6 +60,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB NOT NULL, expires REAL);
 CREATE INDEX IF NOT EXISTS kv_expires ON kv(expires) WHERE expires IS NOT NULL;
 """
+_IN_MEMORY = ":memory:"  # a private database per connection: no file, no WAL
 _EXPIRED = "kv.expires IS NOT NULL AND kv.expires <= :now"
 # A live row is replaced only if it is expired: the conflict branch does nothing otherwise.
 _ADD = f"""INSERT INTO kv (key, value, expires) VALUES (:key, :value, :expires)
@@ -133,6 +134,8 @@ class SQLiteStore(BaseStore):
         self._local = threading.local()
         self._all: list[tuple[int, sqlite3.Connection]] = []  # (pid, conn), to close them all
         self._all_lock = threading.Lock()
+        if self.path == _IN_MEMORY:
+            return  # NOTE: each connection is a database of its own (set up in _connect)
         try:  # at startup, so that an unusable file fails here, not at the first request
             setup_database(self.path, _SCHEMA, timeout)
         except (OSError, sqlite3.Error) as exc:
@@ -166,6 +169,8 @@ class SQLiteStore(BaseStore):
             raise StoreError(f"cannot open SQLite store {self.path!r}: {exc}") from exc
         # NOTE: a per-connection option, unlike WAL and the schema (setup_database).
         conn.execute("PRAGMA synchronous=NORMAL")
+        if self.path == _IN_MEMORY:
+            conn.executescript(_SCHEMA)
         return conn
 
     def __repr__(self) -> str:
