@@ -4,6 +4,15 @@ The public API is these names; everything else is reached through its
 module (``microweb.testing.Client``, ``microweb.routing.RouteConflict``...).
 """
 
+import warnings
+
+# NOTE: WebOb 1.8 imports the stdlib cgi module, deprecated in Python 3.11 (on
+# 3.13, where cgi is gone, WebOb uses legacy-cgi). microweb never uses cgi, so
+# the warning would only be noise in every user's test run: silenced here, once.
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", "'cgi' is deprecated", DeprecationWarning)
+    import webob  # noqa: F401
+
 from .app import App, Router
 from .converters import Converter
 from .errors import HTTPError
