@@ -70,6 +70,31 @@ class RouteDecorators:
     def delete(self, path: str, name: str | None = None) -> Callable[[F], F]:
         return self.route(path, ["DELETE"], name)
 
+    def websocket(
+        self,
+        path: str,
+        origins: Iterable[str] | None = None,
+        subprotocols: Sequence[str] = (),
+        max_message_size: int = 1_048_576,
+        ping_interval: float | None = 20,
+        name: str | None = None,
+    ) -> Callable[[F], F]:
+        """``@app.websocket("/chat")`` on ``handler(req, ws, **params)``: RFC 6455.
+
+        A GET route whose handshake runs through the middleware stack like any
+        request; see `microweb.websocket` and docs/websockets.md. Needs
+        gunicorn's gthread worker.
+        """
+        # PERF: imported here, so that apps without WebSockets never load wsproto.
+        from .websocket import WebSocketRoute
+
+        def register(handler: F) -> F:
+            route = WebSocketRoute(handler, origins, subprotocols, max_message_size, ping_interval)
+            self.add_route(path, route, ["GET"], name)
+            return handler
+
+        return register
+
 
 class Router(RouteDecorators):
     """A group of routes under a common prefix, added to an app with `App.include`.
