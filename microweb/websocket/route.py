@@ -73,10 +73,10 @@ class WebSocketRoute:
         self.subprotocols = tuple(subprotocols)
         self.max_message_size = max_message_size
         self.ping_interval = ping_interval
-        # NOTE: the route table names a route and reports where it was written
-        # from its handler's `__name__` and `__code__`: the user's, not ours.
+        # NOTE: the route table names a route after its handler's `__name__`, and
+        # reports where it was written through `__wrapped__`: the user's, not ours.
         self.__name__ = getattr(handler, "__name__", "websocket")
-        self.__code__ = getattr(handler, "__code__", None)
+        self.__wrapped__ = handler
 
     def __call__(self, req: Any, **params: Any) -> Upgrade:
         environ = req.environ
