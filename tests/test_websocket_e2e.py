@@ -266,21 +266,28 @@ def test_sync_worker_refuses_with_500_naming_the_fix(gunicorn_server: object) ->
     assert b"--worker-class gthread" in refused.value.response.body
 
 
-def test_worker_shutdown_ends_open_websockets(tmp_path: Path) -> None:
-    """SIGTERM: open WebSockets end by --graceful-timeout, and gunicorn exits cleanly.
+def test_open_websocket_outlives_timeout_then_ends_at_shutdown(tmp_path: Path) -> None:
+    """``--timeout`` does not kill a long-lived connection; SIGTERM ends it cleanly.
 
-    The worker waits for them until its graceful timeout, then says 1001
-    (going away) if it gets there before the master's SIGKILL, which uses
-    the same timeout: the client sees 1001 or a dropped connection (1006).
+    gthread's heartbeat comes from the worker's main loop, not from the
+    thread holding the socket: a WebSocket idle for longer than ``--timeout``
+    is still served. On SIGTERM the worker waits for it until its graceful
+    timeout, then says 1001 (going away) if it gets there before the
+    master's SIGKILL, which uses the same timeout: the client sees 1001 or
+    a dropped connection (1006), and gunicorn exits with status 0.
     """
-    server = GunicornServer("tests.websocket_app:app", tmp_path / "log", workers=1, args=GTHREAD)
+    args = (*GTHREAD, "--timeout", "1")
+    server = GunicornServer("tests.websocket_app:app", tmp_path / "log", workers=1, args=args)
     base = server.start()
     try:
         with open_ws(base, "/echo") as ws, ThreadPoolExecutor(1) as pool:
-            ws.send("ping")
-            assert ws.recv(timeout=TIMEOUT) == "ping"
+            with pytest.raises(TimeoutError):
+                ws.recv(timeout=2.5)  # NOTE: the duration under test, not a synchronisation
+            ws.send("still here")
+            assert ws.recv(timeout=TIMEOUT) == "still here"
             code = pool.submit(closed_with, ws)
             assert server.stop() == 0
             assert code.result(timeout=TIMEOUT) in (1001, 1006)
+        assert "WORKER TIMEOUT" not in server.log()
     finally:
         server.stop()
