@@ -30,7 +30,7 @@ from .routing import RouteTable
 from .static import StaticFiles
 from .types import Environ, StartResponse, WSGIApp
 from .uploads import FormLimits
-from .wsgi import Mount
+from .wsgi import DRAIN_LIMIT, Mount, drain_after
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -147,10 +147,13 @@ class App(RouteDecorators):
         debug: bool = False,
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
         form_limits: FormLimits | None = None,
+        max_drain_size: int = DRAIN_LIMIT,
     ) -> None:
-        if max_body_size < 0:
-            raise ValueError("max_body_size must be >= 0")
+        if max_body_size < 0 or max_drain_size < 0:
+            raise ValueError("max_body_size and max_drain_size must be >= 0")
         self.max_body_size = max_body_size
+        #: How much of a body left unread is read and discarded after the answer (wsgi.DrainBody).
+        self.max_drain_size = max_drain_size
         #: Limits on multipart forms beyond the body cap (parts, headers, fields).
         self.form_limits = form_limits or FormLimits()
         self.router = RouteTable()
@@ -170,7 +173,11 @@ class App(RouteDecorators):
     # -- The WSGI entry point and the request lifecycle -------------------
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        return self._stack(environ, start_response)
+        # The whole stack, then (once the answer is sent) the unread body is drained,
+        # so that an early answer (413, 401, 429...) reaches the client: wsgi.DrainBody.
+        stream = environ.get("wsgi.input")
+        body = self._stack(environ, start_response)
+        return drain_after(body, environ, stream, self.max_drain_size)
 
     def dispatch(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         """One request, start to finish: the innermost layer of the stack."""

@@ -6,6 +6,10 @@
   client went away (PEP 3333: "the server must call close() ... upon
   completion of the current request", Werkzeug's ``ClosingIterator``).
 - `close_quietly`: call an iterable's ``close()`` when it has one.
+- `drain_after` and `DrainBody`: once an answer is sent, read and discard
+  what the app left unread of the request body (up to a bound), so that a
+  client still sending it reads the answer instead of a reset
+  (RFC 9112 §9.6; docs/decisions.md, "Early answers reach the client").
 - `Mount`: hand a request to another WSGI app under a path prefix, moving
   the prefix from ``PATH_INFO`` to ``SCRIPT_NAME`` (PEP 3333, "URL
   Reconstruction"), so the mounted app builds its own URLs correctly.
@@ -14,6 +18,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -26,6 +31,95 @@ def close_quietly(iterable: Any) -> None:
     close = getattr(iterable, "close", None)
     if close is not None:
         close()
+
+
+#: How much of an unread request body is read and discarded after an answer (bytes).
+DRAIN_LIMIT = 16 * 1024 * 1024
+#: ... and for how long at most (seconds), whatever the client's pace.
+DRAIN_SECONDS = 5.0
+_DRAIN_READ = 65536
+
+
+class DrainBody:
+    """Around any WSGI app: after each answer, read and discard the unread request body.
+
+    An answer given before the body is read (a 413, 401, 429, 415, a 404 to a
+    POST) otherwise reaches a client that writes its whole body before it
+    reads (Python's http.client, urllib3 in some cases, a proxy) as a
+    connection reset: gunicorn reads at most 64 KiB of a leftover body, then
+    closes a socket with unread data, which makes the kernel send RST.
+    `App` does this at its exit; wrap a non-microweb app (with microweb
+    middleware around it) in `DrainBody` for the same. ``limit=0`` turns it off.
+    """
+
+    def __init__(self, app: WSGIApp, limit: int = DRAIN_LIMIT) -> None:
+        if limit < 0:
+            raise ValueError(f"limit must be >= 0, got {limit!r}")
+        self.app = app
+        self.limit = limit
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        stream = environ.get("wsgi.input")  # the server's, before a reader replaces it
+        return drain_after(self.app(environ, start_response), environ, stream, self.limit)
+
+
+def drain_after(
+    body: Iterable[bytes], environ: Environ, stream: Any, limit: int
+) -> Iterable[bytes]:
+    """`body`, made to drain `stream` (up to `limit` bytes) when the server closes it.
+
+    Only for a request that declares a body, on a server that ends
+    ``wsgi.input`` at the end of the body (``wsgi.input_terminated``, which
+    gunicorn sets): without it, PEP 3333 lets a read past the body block.
+    """
+    if (
+        not limit
+        or not environ.get("wsgi.input_terminated")
+        or (
+            environ.get("CONTENT_LENGTH", "") in ("", "0")
+            and "chunked" not in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+        )
+    ):
+        return body  # PERF: no body to drain, nothing wrapped (a file_wrapper keeps sendfile)
+    return _Draining(body, stream, limit)
+
+
+class _Draining:
+    """A response body whose ``close()`` also drains the request body."""
+
+    __slots__ = ("_body", "_limit", "_stream")
+
+    def __init__(self, body: Iterable[bytes], stream: Any, limit: int) -> None:
+        self._body = body
+        self._stream = stream
+        self._limit = limit
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._body)
+
+    def close(self) -> None:
+        # NOTE: close() runs once the server has sent the whole answer (PEP 3333),
+        # so a client that reads while it writes (a browser, curl) already has it.
+        try:
+            close_quietly(self._body)
+        finally:
+            _discard(self._stream, self._limit)
+
+
+def _discard(stream: Any, limit: int) -> None:
+    """Read `stream` to its end, `limit` bytes or DRAIN_SECONDS at most."""
+    deadline = time.monotonic() + DRAIN_SECONDS
+    try:
+        while limit > 0 and time.monotonic() < deadline:
+            chunk = stream.read(min(_DRAIN_READ, limit))
+            if not chunk:
+                return
+            limit -= len(chunk)
+    except Exception:
+        # NOTE: the client hung up, or sent a malformed chunk: the answer is sent,
+        # and the server closes the connection either way (gunicorn raises its own
+        # exception types for a bad body, not only OSError).
+        return
 
 
 class EncodedStream:
