@@ -17,7 +17,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -35,8 +37,11 @@ def close_quietly(iterable: Any) -> None:
 
 #: How much of an unread request body is read and discarded after an answer (bytes).
 DRAIN_LIMIT = 16 * 1024 * 1024
-#: ... and for how long at most (seconds), whatever the client's pace.
+#: ... and for how long at most (seconds), whatever the client's pace,
 DRAIN_SECONDS = 5.0
+#: ... and how long a client may send nothing before the drain stops (seconds): a client
+#: that sent only its headers and waits for the answer must not be held for DRAIN_SECONDS.
+DRAIN_IDLE_SECONDS = 1.0
 _DRAIN_READ = 65536
 
 
@@ -71,6 +76,8 @@ def drain_after(
     Only for a request that declares a body, on a server that ends
     ``wsgi.input`` at the end of the body (``wsgi.input_terminated``, which
     gunicorn sets): without it, PEP 3333 lets a read past the body block.
+    Under gunicorn, each read is bounded in time through its socket
+    (``gunicorn.socket``); elsewhere by the server's own timeouts.
     """
     if (
         not limit
@@ -81,18 +88,19 @@ def drain_after(
         )
     ):
         return body  # PERF: no body to drain, nothing wrapped (a file_wrapper keeps sendfile)
-    return _Draining(body, stream, limit)
+    return _Draining(body, stream, limit, environ.get("gunicorn.socket"))
 
 
 class _Draining:
     """A response body whose ``close()`` also drains the request body."""
 
-    __slots__ = ("_body", "_limit", "_stream")
+    __slots__ = ("_body", "_limit", "_sock", "_stream")
 
-    def __init__(self, body: Iterable[bytes], stream: Any, limit: int) -> None:
+    def __init__(self, body: Iterable[bytes], stream: Any, limit: int, sock: Any) -> None:
         self._body = body
         self._stream = stream
         self._limit = limit
+        self._sock = sock
 
     def __iter__(self) -> Iterator[bytes]:
         return iter(self._body)
@@ -103,14 +111,17 @@ class _Draining:
         try:
             close_quietly(self._body)
         finally:
-            _discard(self._stream, self._limit)
+            _discard(self._stream, self._limit, self._sock)
 
 
-def _discard(stream: Any, limit: int) -> None:
-    """Read `stream` to its end, `limit` bytes or DRAIN_SECONDS at most."""
+def _discard(stream: Any, limit: int, sock: socket.socket | None) -> None:
+    """Read `stream` to its end: `limit` bytes, DRAIN_SECONDS, DRAIN_IDLE_SECONDS at most."""
     deadline = time.monotonic() + DRAIN_SECONDS
+    timeout = sock.gettimeout() if sock is not None else None
     try:
-        while limit > 0 and time.monotonic() < deadline:
+        while limit > 0 and (left := deadline - time.monotonic()) > 0:
+            if sock is not None:
+                sock.settimeout(min(left, DRAIN_IDLE_SECONDS))
             chunk = stream.read(min(_DRAIN_READ, limit))
             if not chunk:
                 return
@@ -120,6 +131,10 @@ def _discard(stream: Any, limit: int) -> None:
         # and the server closes the connection either way (gunicorn raises its own
         # exception types for a bad body, not only OSError).
         return
+    finally:
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.settimeout(timeout)  # the server's own, for a kept-alive connection
 
 
 class EncodedStream:
