@@ -35,6 +35,7 @@ import argparse
 import importlib
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 DEFAULTS = [
@@ -109,7 +110,17 @@ def main(argv: list[str] | None = None) -> None:
     run.add_argument("target", help="module:app, e.g. examples.notes:app")
     routes = commands.add_parser("routes", help="print the routes and middleware of module:app")
     routes.add_argument("target")
+    new = commands.add_parser("new", help="write a starter app and its test into DIRECTORY")
+    new.add_argument("directory")
     args, rest = parser.parse_known_args(argv)
+    if args.command == "new":
+        from .starter import create  # microweb/starter.py
+
+        try:
+            print(create(Path(args.directory)))
+        except OSError as exc:  # a file exists already, or DIRECTORY is a file
+            parser.exit(2, f"microweb new: {exc}\n")
+        return
     if args.command == "routes":
         if rest:
             parser.error(f"unexpected arguments: {' '.join(rest)}")
