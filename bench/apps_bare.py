@@ -56,6 +56,7 @@ def filler(environ: dict[str, Any], **params: Any) -> Reply:
 
 HANDLERS: dict[str, Callable[..., Reply]] = {
     "hello": hello,
+    "response": hello,  # NOTE: no framework, no response object: the same work as hello
     "json": get_json,
     "echo": echo,
     "post": post,

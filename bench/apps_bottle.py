@@ -1,7 +1,9 @@
 """Bottle (``bottle.Bottle()``) doing the bench's work, written as a Bottle user would.
 
 Callbacks read the thread-local ``bottle.request`` and set the content type
-on the thread-local ``bottle.response`` (Bottle's default is HTML); a
+on the thread-local ``bottle.response`` (Bottle's default is HTML); the
+``response`` route returns a ``bottle.HTTPResponse``, Bottle's response
+object; a
 returned ``dict`` goes through Bottle's built-in JSON plugin, and
 ``request.json`` parses the ``echo`` body. Templates are translated to
 Bottle's syntax (``<id:int>``, ``<slug>``).
@@ -23,6 +25,10 @@ def hello() -> str:
     return HELLO
 
 
+def response() -> bottle.HTTPResponse:
+    return bottle.HTTPResponse(HELLO, content_type=TEXT)
+
+
 def get_json() -> dict[str, Any]:
     return PAYLOAD
 
@@ -41,7 +47,14 @@ def filler(**params: Any) -> str:
     return "ok"
 
 
-CALLBACKS = {"hello": hello, "json": get_json, "echo": echo, "post": post, "filler": filler}
+CALLBACKS = {
+    "hello": hello,
+    "response": response,
+    "json": get_json,
+    "echo": echo,
+    "post": post,
+    "filler": filler,
+}
 
 
 def to_bottle(template: str) -> str:

@@ -52,7 +52,16 @@ class Filler:
         resp.text = "ok"
 
 
-RESOURCES = {"hello": Hello, "json": Json, "echo": Echo, "post": Post, "filler": Filler}
+# NOTE: every Falcon responder fills the framework's response object, so the
+# ``response`` route is the hello resource itself.
+RESOURCES = {
+    "hello": Hello,
+    "response": Hello,
+    "json": Json,
+    "echo": Echo,
+    "post": Post,
+    "filler": Filler,
+}
 
 
 def build(n_routes: int) -> falcon.App:

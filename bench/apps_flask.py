@@ -41,7 +41,15 @@ def filler(**params: Any) -> flask.Response:
     return flask.Response("ok", content_type=TEXT)
 
 
-VIEWS = {"hello": hello, "json": get_json, "echo": echo, "post": post, "filler": filler}
+# NOTE: hello already returns a flask.Response, so it serves the ``response`` route too.
+VIEWS = {
+    "hello": hello,
+    "response": hello,
+    "json": get_json,
+    "echo": echo,
+    "post": post,
+    "filler": filler,
+}
 
 
 def to_werkzeug(template: str) -> str:

@@ -2,7 +2,9 @@
 
 Handlers take ``req`` and the path parameters as keyword arguments and
 return plain values: a ``str`` becomes ``text/plain; charset=utf-8``, a
-``dict`` JSON, and ``req.json`` parses the ``echo`` body. Templates are
+``dict`` JSON, and ``req.json`` parses the ``echo`` body. The ``response``
+route builds a `microweb.Response`, as a handler that sets a status, a
+header or a cookie does. Templates are
 microweb's own syntax, used as they are. Each route is named (``r0``,
 ``r1``...) because route names must be unique and the fillers share one
 handler.
@@ -17,11 +19,15 @@ from typing import Any
 
 from scenarios import HELLO, PAYLOAD, route_table
 
-from microweb import App, Request
+from microweb import App, Request, Response
 
 
 def hello(req: Request) -> str:
     return HELLO
+
+
+def response(req: Request) -> Response:
+    return Response(text=HELLO, content_type="text/plain")
 
 
 def get_json(req: Request) -> dict[str, Any]:
@@ -40,7 +46,14 @@ def filler(req: Request, **params: Any) -> str:
     return "ok"
 
 
-HANDLERS = {"hello": hello, "json": get_json, "echo": echo, "post": post, "filler": filler}
+HANDLERS = {
+    "hello": hello,
+    "response": response,
+    "json": get_json,
+    "echo": echo,
+    "post": post,
+    "filler": filler,
+}
 
 
 def build(n_routes: int) -> App:

@@ -44,20 +44,20 @@ def print_report(
         "stream,\nstart_response, body loop), measured with a do-nothing WSGI app."
     )
     if results:
-        print(f"{'scenario':<11} {'bare µs':>8}" + "".join(f" {n:>13}" for n in others))
+        print(f"{'scenario':<13} {'bare µs':>8}" + "".join(f" {n:>13}" for n in others))
         for scenario, per_fw in results.items():
             cells = [
                 ratio_cell(per_fw[n]["ratio"]) if n in per_fw else f"{'skipped':>13}"
                 for n in others
             ]
-            print(f"{scenario:<11} {per_fw['bare']['us']['median']:8.2f} " + " ".join(cells))
-        print(f"\n{'µs per call':<11}" + "".join(f" {n:>9}" for n in names))
+            print(f"{scenario:<13} {per_fw['bare']['us']['median']:8.2f} " + " ".join(cells))
+        print(f"\n{'µs per call':<13}" + "".join(f" {n:>9}" for n in names))
         for scenario, per_fw in results.items():
             cells = [
                 f"{per_fw[n]['us']['median']:9.2f}" if n in per_fw else f"{'skipped':>9}"
                 for n in names
             ]
-            print(f"{scenario:<11} " + " ".join(cells))
+            print(f"{scenario:<13} " + " ".join(cells))
     if scale:
         sizes = meta["scale_routes"]
         print(f"\nRouting scale: {LOOKUP.method} {LOOKUP.path}, registered last among N routes")

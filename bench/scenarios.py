@@ -51,7 +51,8 @@ class RouteSpec:
     """One route: a unique name, a template in microweb syntax, its methods and its role.
 
     ``role`` says which handler to attach: ``hello``, ``json``, ``echo``,
-    ``post`` (the lookup target) or ``filler`` (answers 200 ``ok``).
+    ``response`` (the hello text, sent through the framework's response
+    object), ``post`` (the lookup target) or ``filler`` (answers 200 ``ok``).
     """
 
     name: str
@@ -64,6 +65,7 @@ FIXED = (
     RouteSpec("hello", "/hello", ("GET",), "hello"),
     RouteSpec("json", "/json", ("GET",), "json"),
     RouteSpec("echo", "/echo", ("POST",), "echo"),
+    RouteSpec("response", "/response", ("GET",), "response"),
 )
 TARGET = RouteSpec("post", "/users/{id:int}/posts/{slug}", ("GET",), "post")
 
@@ -79,7 +81,7 @@ FILLER_SHAPES = (
 
 
 def route_table(n: int) -> list[RouteSpec]:
-    """`n` routes in all: the fixed ones, ``n - 4`` fillers, then the lookup target."""
+    """`n` routes in all: the fixed ones, the fillers, then the lookup target."""
     fillers = n - len(FIXED) - 1
     if fillers < 0:
         raise ValueError(f"need at least {len(FIXED) + 1} routes, got {n}")
@@ -138,10 +140,12 @@ class Scenario:
 SCENARIOS = (
     Scenario("hello", "GET", "/hello", 200, "text", HELLO.encode()),
     Scenario("head", "HEAD", "/hello", 200, "head", HELLO.encode()),
+    Scenario("response", "GET", "/response", 200, "text", HELLO.encode()),
+    Scenario("response-head", "HEAD", "/response", 200, "head", HELLO.encode()),
     Scenario("lookup", "GET", "/users/42/posts/hello-world", 200, "text", b"42:hello-world"),
     Scenario("json", "GET", "/json", 200, "json", PAYLOAD),
     Scenario("echo", "POST", "/echo", 200, "json", ECHO_OBJECT, ECHO_BODY),
     Scenario("notfound", "GET", "/nope", 404, "status"),
     Scenario("notallowed", "DELETE", "/hello", 405, "status"),
 )
-LOOKUP = SCENARIOS[2]
+LOOKUP = next(s for s in SCENARIOS if s.name == "lookup")

@@ -483,3 +483,166 @@ def test_rfc8259_8_2_lone_surrogate_from_json_input_echoes_as_valid_json() -> No
     response = Client(app).post("/echo", b'{"x": "\\ud800"}', content_type="application/json")
     assert response.status_int == 200
     assert response.body == b'{"x":"\\ud800"}'
+
+
+# -- Response's fast constructor builds what WebOb's would ----------------------
+
+CONSTRUCTOR_CASES = [
+    pytest.param({}, id="no-arguments"),
+    pytest.param({"body": b"hi"}, id="body"),
+    pytest.param({"body": "héllo"}, id="str-body-default-charset"),
+    pytest.param({"text": "héllo"}, id="text"),
+    pytest.param({"text": "héllo", "content_type": "text/plain"}, id="text-plain"),
+    pytest.param({"text": "x", "content_type": "text/plain; charset=latin-1"}, id="own-charset"),
+    pytest.param({"text": "é", "content_type": "application/octet-stream"}, id="text-binary"),
+    pytest.param({"body": b"{}", "content_type": "application/json"}, id="json-no-charset"),
+    pytest.param({"body": b"<a/>", "content_type": "application/atom+xml"}, id="xml-charset"),
+    pytest.param({"body": b"x", "status": 201}, id="int-status"),
+    pytest.param({"body": b"x", "status": "299 Custom"}, id="str-status"),
+    pytest.param({"body": b"x", "status": 299}, id="unknown-int-status"),
+    pytest.param({"status": 204}, id="204-no-content-type"),
+    pytest.param({"body": b"ignored", "status": 304}, id="304-drops-body"),
+    pytest.param({"text": "x", "status": 204}, id="text-on-204"),
+    pytest.param({"body": b"x", "conditional_response": True}, id="conditional"),
+    pytest.param({"body": b"x", "charset": "latin-1"}, id="charset-argument"),
+    pytest.param({"text": "x", "location": "/next", "cache_control": "no-store"}, id="keywords"),
+    pytest.param({"body": b"x", "headerlist": [("X-A", "1")]}, id="headerlist"),
+    pytest.param({"app_iter": [b"a", b"b"]}, id="app-iter"),
+    pytest.param({"json_body": {"a": "é"}}, id="json-body"),
+    pytest.param({"body": b"x", "content_type": ""}, id="empty-content-type"),
+    pytest.param({"body": b"x", "text": "y"}, id="body-then-text"),
+]
+
+
+@pytest.mark.parametrize("kwargs", CONSTRUCTOR_CASES)
+def test_response_constructor_matches_webob(kwargs: dict[str, Any]) -> None:
+    """microweb.Response(...) is indistinguishable from webob.Response(...) for the same
+    arguments: status, headers (RFC 9110 §8.3 Content-Type and charset, §8.6
+    Content-Length, none on 204/304 per §15.3.5/§15.4.5), body and WebOb's attributes."""
+    ours, theirs = Response(**kwargs), webob.Response(**kwargs)
+    assert ours.status == theirs.status
+    assert ours.headerlist == theirs.headerlist
+    assert ours.body == theirs.body
+    assert ours.charset == theirs.charset
+    assert ours.content_type == theirs.content_type
+    assert ours.conditional_response == theirs.conditional_response
+    assert dict(ours.headers) == dict(theirs.headers)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        pytest.param({"body": 42}, id="int-body"),
+        pytest.param({"body": "é", "content_type": "image/png"}, id="str-no-charset"),
+        pytest.param({"text": b"bytes"}, id="bytes-text"),
+        pytest.param({"body": b"x", "no_such_attribute": 1}, id="unknown-keyword"),
+        pytest.param({"body": b"x", "app_iter": [b"y"]}, id="body-and-app-iter"),
+    ],
+)
+def test_response_constructor_refuses_what_webob_refuses(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(TypeError):
+        webob.Response(**kwargs)
+    with pytest.raises(TypeError):
+        Response(**kwargs)
+
+
+def test_fast_response_keeps_webobs_api() -> None:
+    """After the fast constructor, every WebOb API works on the object: headers view,
+    cookies (RFC 6265 §4.1), status forms, body/text/app_iter setters."""
+    response = Response(text="héllo", content_type="text/plain")
+    response.headers["X-A"] = "1"
+    response.headers.add("X-B", "2")
+    response.set_cookie("theme", "dark", max_age=60, httponly=True)
+    response.cache_control.max_age = 30
+    assert response.headerlist[:2] == [
+        ("Content-Type", "text/plain; charset=UTF-8"),
+        ("Content-Length", str(len("héllo".encode()))),
+    ]
+    assert response.headers["X-A"] == "1"
+    assert response.headers.getall("X-B") == ["2"]
+    assert response.headers["Set-Cookie"].startswith("theme=dark; Max-Age=60;")
+    assert "HttpOnly" in response.headers["Set-Cookie"]
+    assert response.headers["Cache-Control"] == "max-age=30"
+    assert response.text == "héllo"
+    response.status = "404 Not Found"
+    assert (response.status_code, response.status) == (404, "404 Not Found")
+    response.status_int = 201
+    assert response.status == "201 Created"
+    response.text = "changed"
+    assert (response.body, response.content_length) == (b"changed", 7)
+    response.app_iter = iter([b"a", b"b"])
+    assert response.content_length is None
+    response.delete_cookie("theme")
+    assert "theme=;" in response.headers.getall("Set-Cookie")[-1]
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_fast_response_sends_headers_cookie_and_body(method: str) -> None:
+    """RFC 9110 §9.3.2: HEAD answers GET's status and headers, Content-Length and
+    Set-Cookie included (RFC 6265 §4.1), without a body."""
+
+    def result() -> Response:
+        response = Response(text="héllo", status=201, content_type="text/plain")
+        response.headers["X-Custom"] = "kept"
+        response.set_cookie("theme", "dark")
+        return response
+
+    started, app_iter = start(single_route_app(result), method, "/")
+    try:
+        body = b"".join(app_iter)
+    finally:
+        app_iter.close()
+    headers = dict(started.headers)
+    assert started.status == 201
+    assert headers["Content-Type"] == "text/plain; charset=UTF-8"
+    assert headers["Content-Length"] == str(len("héllo".encode()))
+    assert headers["X-Custom"] == "kept"
+    assert headers["Set-Cookie"].startswith("theme=dark")
+    assert body == (b"" if method == "HEAD" else "héllo".encode())
+
+
+def test_response_reused_across_requests_is_not_changed_by_sending() -> None:
+    """A module-level Response sent twice sends the same headers twice: start_response
+    gets a copy that a middleware may edit in place."""
+    shared = Response(text="once", content_type="text/plain")
+
+    def grow(environ: dict[str, Any], start_response: Any) -> Any:
+        def edit(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            headers.append(("X-Added", "1"))
+            return start_response(status, headers, exc_info)
+
+        return app(environ, edit)
+
+    app = single_route_app(lambda: shared)
+    for _ in range(2):
+        assert Client(grow).get("/").headers.getall("X-Added") == ["1"]
+    assert len(shared.headerlist) == 2
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_response_app_iter_is_streamed_and_closed(method: str) -> None:
+    """A Response with an app_iter streams it, and close() reaches it (PEP 3333);
+    HEAD never iterates it (RFC 9110 §9.3.2)."""
+    body = Chunks(b"a", b"b")
+    started, app_iter = start(single_route_app(lambda: Response(app_iter=body)), method, "/")
+    try:
+        sent = b"".join(app_iter)
+    finally:
+        app_iter.close()
+    assert started.status == 200
+    assert sent == (b"" if method == "HEAD" else b"ab")
+    assert body.produced == ([] if method == "HEAD" else [b"a", b"b"])
+    assert body.closed
+
+
+def test_conditional_response_still_answers_304() -> None:
+    """RFC 9110 §13.1.2: a Response(conditional_response=True) with an ETag answers a
+    matching If-None-Match with 304 (WebOb's conditional_response_app)."""
+
+    def result() -> Response:
+        response = Response(body=b"x", conditional_response=True)
+        response.etag = "v1"
+        return response
+
+    res = Client(single_route_app(result)).get("/", headers={"If-None-Match": '"v1"'}, status=304)
+    assert res.body == b""
