@@ -13,13 +13,17 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", "'cgi' is deprecated", DeprecationWarning)
     import webob  # noqa: F401
 
+from typing import TYPE_CHECKING, Any
+
 from .app import App, Router
 from .converters import Converter
 from .errors import HTTPError
-from .negotiation import negotiate
 from .request import Request
 from .response import Response, redirect
-from .streaming import EventStream
+
+if TYPE_CHECKING:
+    from .negotiation import negotiate
+    from .streaming import EventStream
 
 __all__ = [
     "App",
@@ -33,3 +37,18 @@ __all__ = [
     "redirect",
 ]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    # PEP 562. PERF: what not every app uses loads on first use, so that a
+    # worker holds only what its app needs (bench/rss.py; tests/test_init.py
+    # checks which modules `import microweb` loads).
+    if name == "EventStream":
+        from .streaming import EventStream
+
+        return EventStream
+    if name == "negotiate":
+        from .negotiation import negotiate
+
+        return negotiate
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -22,12 +22,10 @@ from typing import Any, TypeVar
 from .converters import BUILTIN_CONVERTERS, Converter, check_converter
 from .errors import ErrorHandlers
 from .handler_checks import check_handler, handler_location
-from .middleware import build_stack, ordered
 from .request import DEFAULT_MAX_BODY_SIZE, Request
-from .response import to_response
+from .response import to_response, warn_none
 from .route_templates import Handler, Route, parse_template
 from .routing import RouteTable
-from .static import StaticFiles
 from .types import Environ, StartResponse, WSGIApp
 from .uploads import FormLimits
 from .wsgi import DRAIN_LIMIT, Mount, drain_after
@@ -188,8 +186,11 @@ class App(RouteDecorators):
             endpoint, params = self.router.match(environ)
             # 3. Call the handler.
             result = endpoint(req, **params)
+            if result is None and self.errors.debug:
+                warn_none(req, endpoint)
             # 4. Convert what it returned; an HTTPError it returned passes through.
-            response = to_response(result)
+            #    A stream's first chunk is read here, so a bad one is still a 500.
+            response = to_response(result, endpoint, environ)
         except Exception as exc:
             response = exc
         # 5. Errors, raised or returned, go through the error handlers.
@@ -248,6 +249,8 @@ class App(RouteDecorators):
         See `microweb.static.StaticFiles`; ``max_age`` and ``immutable`` set
         ``Cache-Control`` (``immutable`` for fingerprinted file names).
         """
+        from .static import StaticFiles  # NOTE: loaded by apps that serve files (worker RSS)
+
         self.mount(url_prefix, StaticFiles(directory, max_age=max_age, immutable=immutable))
 
     def errorhandler(self, key: int | type[BaseException]) -> Callable[[F], F]:
@@ -268,6 +271,10 @@ class App(RouteDecorators):
         middleware goes inside them, in the order added. The stack is built
         now, so a bad option fails here, at startup.
         """
+        # PERF: the middleware package (sessions, stores, brotli...) loads with
+        # the first app.use, not with `import microweb`: bench/rss.py.
+        from .middleware import build_stack, ordered
+
         specs = ordered([*self.middleware, (middleware, options)])
         self._stack = build_stack(self.dispatch, specs)
         self.middleware = specs

@@ -244,8 +244,10 @@ class ErrorHandlers:
         """A 500 for an exception that is not an HTTPError; logged unless handled."""
         if not any(cls in self.by_class for cls in type(exc).__mro__):
             logger.error(
-                "unhandled exception in %s %s", req.method, req.path_info,
-                exc_info=(type(exc), exc, exc.__traceback__),
+                # NOTE: the exception on the first line too: a one-line log view
+                # (an error-log grep) then says what failed and where.
+                "unhandled exception in %s %s: %s: %s", req.method, req.path_info,
+                type(exc).__name__, exc, exc_info=(type(exc), exc, exc.__traceback__),
             )  # fmt: skip
         error = HTTPError(500)
         error.__cause__ = exc

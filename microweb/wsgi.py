@@ -5,6 +5,8 @@
   through to the handler's iterator, which the server calls even when the
   client went away (PEP 3333: "the server must call close() ... upon
   completion of the current request", Werkzeug's ``ClosingIterator``).
+  A stream that fails after the status is sent is logged, naming its
+  handler (`describe`), and cut short: the server closes the connection.
 - `close_quietly`: call an iterable's ``close()`` when it has one.
 - `drain_after` and `DrainBody`: once an answer is sent, read and discard
   what the app left unread of the request body (up to a bound), so that a
@@ -24,6 +26,7 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from .handler_checks import handler_location
 from .types import Environ, StartResponse, WSGIApp
 
 logger = logging.getLogger("microweb")
@@ -137,30 +140,64 @@ def _discard(stream: Any, limit: int, sock: socket.socket | None) -> None:
                 sock.settimeout(timeout)  # the server's own, for a kept-alive connection
 
 
+def describe(handler: Any) -> str:
+    """How a log line names a handler: ``hello (app.py:12)``."""
+    if handler is None:
+        return "a handler"
+    name = getattr(handler, "__qualname__", None) or type(handler).__name__
+    return f"{name} ({handler_location(handler)})"
+
+
 class EncodedStream:
-    """Iterate a handler's chunks as bytes; pass ``close()`` through."""
+    """Iterate a handler's chunks as bytes; pass ``close()`` through.
 
-    __slots__ = ("_chunks", "_iterator")
+    `iterator` and `first` are where `Stream.peek` left the iteration: the
+    chunk it read is sent first. `handler` names the stream in the log.
+    """
 
-    def __init__(self, chunks: Iterable[bytes | str]) -> None:
+    __slots__ = ("_chunks", "_first", "_handler", "_iterator")
+
+    def __init__(
+        self,
+        chunks: Iterable[bytes | str],
+        iterator: Iterator[bytes | str] | None = None,
+        first: bytes | str | None = None,
+        handler: Any = None,
+    ) -> None:
         self._chunks = chunks
-        self._iterator: Iterator[bytes | str] = iter(chunks)
+        self._iterator: Iterator[bytes | str] = iter(chunks) if iterator is None else iterator
+        self._first = first
+        self._handler = handler
 
     def __iter__(self) -> EncodedStream:
         return self
 
     def __next__(self) -> bytes:
-        try:
-            chunk = next(self._iterator)
-        except StopIteration:
-            raise
-        except Exception:
-            # NOTE: the status line is already on the wire; all that is left
-            # is to log and cut the stream, so the client sees it truncated
-            # (a chunked body without its last chunk) rather than complete.
-            logger.exception("streamed response body raised; the stream is cut short")
-            raise
-        return chunk.encode() if isinstance(chunk, str) else chunk
+        chunk = self._first
+        if chunk is not None:
+            self._first = None
+        else:
+            try:
+                chunk = next(self._iterator)
+            except StopIteration:
+                raise
+            except Exception:
+                # NOTE: the status line is already on the wire; all that is left
+                # is to log and cut the stream, so the client sees it truncated
+                # (a chunked body without its last chunk) rather than complete.
+                logger.exception(
+                    "the stream of %s raised; it is cut short", describe(self._handler)
+                )
+                raise
+        if type(chunk) is bytes:
+            return chunk
+        if isinstance(chunk, str):
+            return chunk.encode()
+        logger.error(
+            "the stream of %s yielded a %s (a chunk is bytes or str); it is cut short",
+            describe(self._handler), type(chunk).__name__,
+        )  # fmt: skip
+        raise TypeError(f"a streamed chunk is bytes or str, not {type(chunk).__name__}")
 
     def close(self) -> None:
         close_quietly(self._chunks)

@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING, Any
 
 from .base import MAX_KEY_LENGTH, BaseStore, Store, StoreError
 from .memory import MemoryStore
-from .sqlite import SQLiteStore
 
 if TYPE_CHECKING:
     from .redis_store import RedisStore
+    from .sqlite import SQLiteStore
 
 __all__ = [
     "MAX_KEY_LENGTH",
@@ -59,14 +59,21 @@ def default_store() -> SQLiteStore:
     (``ratelimit:``, ``idempotency:``) so that they can share one file; two
     *apps* on one machine should each be given their own store.
     """
+    from .sqlite import SQLiteStore
+
     return SQLiteStore(default_path())
 
 
 def __getattr__(name: str) -> Any:
     # PEP 562: `RedisStore` is imported only when asked for, so that the
-    # optional `redis` client is needed only by those who use it.
+    # optional `redis` client is needed only by those who use it; `SQLiteStore`
+    # too, so that `sqlite3` loads only in apps that keep state (worker RSS).
     if name == "RedisStore":
         from .redis_store import RedisStore
 
         return RedisStore
+    if name == "SQLiteStore":
+        from .sqlite import SQLiteStore
+
+        return SQLiteStore
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
