@@ -1,78 +1,328 @@
-"""The command line: ``microweb run module:app`` and ``microweb routes module:app``.
+"""The command line: ``microweb run``, ``microweb dev`` and ``microweb routes``.
 
-``microweb run`` starts gunicorn (never a home-made server) with defaults
-that suit a small app in production; any gunicorn option given after the
-app overrides them, e.g. ``microweb run notes:app --workers 4`` or
-``--worker-class gthread --threads 8`` for long-lived streams (SSE), where
-a sync worker would be held by one client for the whole stream.
+``microweb run module:app`` serves the app with gunicorn (microweb has no
+server of its own). It checks what it can before it hands over, so that a
+mistake is one line naming it rather than a traceback per worker:
 
-=========================  ==============================================
-default                    why
-=========================  ==============================================
-``--bind 127.0.0.1:8000``  loopback only: exposing the app is a decision
-``--workers 2*CPU+1``      gunicorn's own advice for sync workers
-                           (``WEB_CONCURRENCY`` wins when set)
-``--timeout 30``           a stuck worker is killed and replaced
-``--graceful-timeout 30``  on SIGTERM, requests in flight may finish
-``--keep-alive 5``         idle keep-alive connections are dropped soon
-``--limit-request-line``   4094 bytes: long request lines get 414
-``--limit-request-fields`` 100 headers at most; each at most 8190 bytes
-``--access-logfile -``     one line per request on stdout
-``--header-map drop``      ``X_Forwarded_For`` (underscore) is dropped, never
-                           merged with ``X-Forwarded-For`` (a spoofing
-                           path around ProxyFix); set here so a config
-                           file cannot quietly change it
-=========================  ==============================================
+1. parse the arguments with gunicorn's own option parser, so any gunicorn
+   option may come before or after ``module:app``;
+2. import the target here (`import_target`): a typo, an import error or a
+   missing attribute ends the command with one line and exit status 2;
+3. check that each TCP address to listen on is free (`check_addresses`);
+4. replace this process with gunicorn (``os.execv``), given microweb's
+   `DEFAULTS` for every option the user did not set (on the command line
+   or in ``GUNICORN_CMD_ARGS``), then the user's options, then the target.
 
-NOTE: gunicorn 27 opens a control socket at ``~/.gunicorn/gunicorn.ctl``,
-one path per user. Several instances on one machine must each be given
-their own (``--control-socket PATH``) or none (``--no-control-socket``).
+``microweb dev module:app`` does the same with `DEV_DEFAULTS` (one worker,
+``--reload``), prints a banner, and serves the app through
+`microweb.devserver`, which turns on ``debug`` and the app's logging in
+each worker. ``microweb run`` never does either.
+
+``microweb routes module:app`` prints the route table and the middleware
+stack; ``microweb new DIRECTORY`` writes a starter app (`microweb.starter`).
 """
 
 from __future__ import annotations
 
-import argparse
-import importlib
+import errno
 import os
+import shlex
+import socket
 import sys
+import traceback
+from argparse import ArgumentParser, Namespace
+from functools import cache
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-DEFAULTS = [
-    "--timeout", "30",
-    "--graceful-timeout", "30",
-    "--keep-alive", "5",
-    "--limit-request-line", "4094",
-    "--limit-request-fields", "100",
-    "--limit-request-field_size", "8190",
-    "--access-logfile", "-",
-    "--header-map", "drop",
-]  # fmt: skip
+from gunicorn.config import Config  # type: ignore[import-untyped]
+from gunicorn.errors import AppImportError  # type: ignore[import-untyped]
+from gunicorn.util import import_app, parse_address  # type: ignore[import-untyped]
+
+from . import __version__
+
+WORKERS = str(2 * (os.cpu_count() or 1) + 1)
+
+#: microweb's gunicorn options, as a table: option -> (value, or None for a
+#: flag; why). A row is left out when the user sets that option (or, for
+#: ``--workers``, ``WEB_CONCURRENCY``), so the user's choice always wins.
+DEFAULTS: dict[str, tuple[str | None, str]] = {
+    "--bind": ("127.0.0.1:8000", "loopback only: exposing the app is a decision"),
+    "--workers": (WORKERS, "2 x CPUs + 1 (gunicorn's advice); WEB_CONCURRENCY wins"),
+    "--worker-class": ("sync", "one request per process; long streams need gthread"),
+    "--timeout": ("30", "a stuck worker is killed and replaced"),
+    "--graceful-timeout": ("30", "on SIGTERM, requests in flight may finish"),
+    "--keep-alive": ("5", "idle keep-alive connections are dropped soon"),
+    "--limit-request-line": ("4094", "a longer request line gets 414"),
+    "--limit-request-fields": ("100", "at most 100 header fields..."),
+    "--limit-request-field_size": ("8190", "...of at most 8190 bytes each"),
+    "--access-logfile": ("-", "one line per request on stdout"),
+    "--header-map": ("drop", "X_Forwarded_For is dropped, not merged (ProxyFix)"),
+    "--no-control-socket": (None, "gunicorn's default socket is shared per user"),
+}  # fmt: skip
+
+#: ``microweb dev``: the same, for one developer on their own machine.
+DEV_DEFAULTS: dict[str, tuple[str | None, str]] = {
+    **DEFAULTS,
+    "--workers": ("1", "one process: one log, one place for state"),
+    "--reload": (None, "a new worker when a source file changes"),
+}
+
+USAGE = "microweb {command} [gunicorn options] module:app [gunicorn options]"
+
+HELP = """\
+usage: microweb run [gunicorn options] module:app [gunicorn options]
+       microweb dev [gunicorn options] module:app [gunicorn options]
+       microweb routes module:app
+       microweb new DIRECTORY
+       microweb --version
+
+commands:
+  run     serve module:app with gunicorn (production)
+  dev     serve it for development: one worker, reload on change, debug page,
+          app logs at INFO (development mode: never expose it)
+  routes  print the route table and the middleware stack
+  new     write a starter app and its test into DIRECTORY
+
+Any gunicorn option (`python -m gunicorn --help` lists them) goes before or
+after module:app; an option you give replaces microweb's default for it:
+
+{table}
+
+`microweb dev` changes: {dev_changes}.
+
+Long-lived responses (EventStream, slow downloads, WebSockets) need
+`--worker-class gthread --threads N`: a sync worker serves one connection at a
+time and is killed after --timeout seconds of one response.
+
+Exit status 2: microweb refused to start (a bad target, an import error, an
+address in use) and said why in one line; otherwise gunicorn's own.
+"""
 
 
-def gunicorn_argv(target: str, options: list[str]) -> list[str]:
-    """The gunicorn command line for `target`: our defaults, then the user's options."""
-    argv = [sys.executable, "-m", "gunicorn", *DEFAULTS]
-    # NOTE: gunicorn's --bind appends rather than replaces, so the default
-    # bind is only added when the user gave none.
-    if not any(o in ("-b", "--bind") or o.startswith("--bind=") for o in options):
-        argv += ["--bind", "127.0.0.1:8000"]
-    if "WEB_CONCURRENCY" not in os.environ:
-        argv += ["--workers", str(2 * (os.cpu_count() or 1) + 1)]
-    return [*argv, *options, target]
+class StartError(Exception):
+    """Why the app cannot be served: one line, printed instead of a traceback."""
 
 
-def load_app(target: str) -> Any:
-    """Import ``module:attribute`` the way gunicorn does (the cwd is importable)."""
-    module_name, _, attribute = target.partition(":")
-    if not module_name or not attribute:
-        raise SystemExit(f"expected module:app, got {target!r}")
-    sys.path.insert(0, os.getcwd())
-    module = importlib.import_module(module_name)
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command, options = (argv[0], argv[1:]) if argv else ("--help", [])
+    if command in ("-h", "--help") or "-h" in options or "--help" in options:
+        print(help_text())
+        return
+    if command == "--version":
+        print(version())
+        return
+    if command not in COMMANDS:
+        print(f"microweb: unknown command {command!r}; try {', '.join(COMMANDS)}", file=sys.stderr)
+        raise SystemExit(2)
     try:
-        return getattr(module, attribute)
-    except AttributeError:
-        raise SystemExit(f"{module_name} has no attribute {attribute!r}") from None
+        COMMANDS[command](options)
+    except StartError as exc:
+        print(f"microweb {command}: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def run(options: list[str]) -> None:
+    target, _, app = prepare("run", options)
+    if getattr(app, "debug", False) is True:
+        print(
+            "microweb run: warning: the app has debug=True: tracebacks reach clients "
+            "(`microweb dev` turns debug on for development only)",
+            file=sys.stderr,
+        )
+    exec_gunicorn(gunicorn_argv(target, options, DEFAULTS))
+
+
+def dev(options: list[str]) -> None:
+    from .devserver import banner, worker_target
+
+    target, given, app = prepare("dev", options)
+    argv = gunicorn_argv(target, options, DEV_DEFAULTS)
+    print(banner(target, app, listening_on(given)), flush=True)
+    argv[-1] = worker_target(target)
+    exec_gunicorn(argv)
+
+
+def routes(options: list[str]) -> None:
+    if len(options) != 1:
+        raise StartError("usage: microweb routes module:app")
+    print(routes_table(import_target(options[0], [os.getcwd()])))
+
+
+def new(options: list[str]) -> None:
+    from .starter import create  # microweb/starter.py
+
+    if len(options) != 1:
+        raise StartError("usage: microweb new DIRECTORY")
+    try:
+        print(create(Path(options[0])))
+    except OSError as exc:  # a file exists already, or DIRECTORY is a file
+        raise StartError(str(exc)) from None
+
+
+COMMANDS = {"run": run, "dev": dev, "routes": routes, "new": new}
+
+
+def prepare(command: str, options: list[str]) -> tuple[str, Namespace, Any]:
+    """The target, the gunicorn settings the user gave, and the app, imported and checked."""
+    parsed = gunicorn_parser(command).parse_args(options)
+    if len(parsed.args) != 1:
+        raise StartError(f"expected one module:app, got {parsed.args or 'none'}")
+    target = parsed.args[0]
+    given = user_settings(options)
+    chdir = Path(given.chdir or os.getcwd()).resolve()
+    search = [str(chdir / path) for path in (given.pythonpath or "").split(",") if path]
+    app = import_target(target, [*search, str(chdir)])
+    if not given.reuse_port:  # NOTE: --reuse-port shares a port on purpose
+        check_addresses(listening_on(given))
+    return target, given, app
+
+
+def gunicorn_argv(
+    target: str, options: list[str], defaults: dict[str, tuple[str | None, str]] = DEFAULTS
+) -> list[str]:
+    """``python -m gunicorn``, the defaults the user did not override, `options`, `target`.
+
+    `options` may hold the target too (anywhere among them); it goes last.
+    """
+    given = user_settings(options)
+    # NOTE: gunicorn's --bind appends to the default list rather than
+    # replacing it, and --no-control-socket beats --control-socket: so a
+    # default is dropped, not overridden, when the user sets its setting.
+    replaced = {"--no-control-socket": "control_socket"}
+    argv = [sys.executable, "-m", "gunicorn"]
+    for option, (value, _why) in defaults.items():
+        setting = replaced.get(option, gunicorn_setting(option))
+        if getattr(given, setting) is not None:
+            continue
+        if option == "--workers" and "WEB_CONCURRENCY" in os.environ:
+            continue
+        argv += [option] if value is None else [option, value]
+    rest = list(options)
+    if target in rest:
+        rest.remove(target)
+    return [*argv, *rest, target]
+
+
+@cache
+def gunicorn_settings() -> dict[str, str]:
+    """gunicorn's command-line options -> the names of its settings."""
+    return {flag: name for name, setting in Config().settings.items() for flag in setting.cli or ()}
+
+
+def gunicorn_setting(option: str) -> str:
+    return gunicorn_settings()[option]
+
+
+def gunicorn_parser(command: str) -> ArgumentParser:
+    """gunicorn's own option parser, so microweb accepts exactly what gunicorn does."""
+    parser: ArgumentParser = Config(
+        usage=USAGE.format(command=command), prog=f"microweb {command}"
+    ).parser()
+    return parser
+
+
+def user_settings(options: list[str]) -> Namespace:
+    """The settings given in `options` or ``GUNICORN_CMD_ARGS`` (None where not given)."""
+    parser = gunicorn_parser("run")
+    from_env = vars(parser.parse_args(shlex.split(os.environ.get("GUNICORN_CMD_ARGS", ""))))
+    given = vars(parser.parse_args(options))
+    return Namespace(**{k: v if v is not None else from_env[k] for k, v in given.items()})
+
+
+def listening_on(given: Namespace) -> list[str]:
+    return list(given.bind or [DEFAULTS["--bind"][0]])
+
+
+def import_target(target: str, search: list[str]) -> Any:
+    """Import ``module:app`` as gunicorn will (`search` first on sys.path); the app.
+
+    Raises `StartError` with one line that names what failed.
+    """
+    module, colon, _ = target.partition(":")
+    if not colon or not module:
+        raise StartError(f"expected module:app (like examples.hello:app), not {target!r}")
+    saved = sys.path[:]
+    sys.path[:0] = search
+    try:
+        app = import_app(target)
+    except AppImportError as exc:  # no such attribute, or not callable
+        raise StartError(f"{target}: {exc}") from None
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not (module + ".").startswith(exc.name + "."):
+            raise StartError(f"importing {module} failed: {where(exc)}") from None
+        raise StartError(
+            f"no module named {exc.name!r} in {search[-1]} (give --chdir DIR to serve from DIR)"
+        ) from None
+    except Exception as exc:  # anything the app's module raised while importing
+        raise StartError(f"importing {module} failed: {where(exc)}") from None
+    finally:
+        sys.path[:] = saved
+    return app
+
+
+def where(exc: BaseException) -> str:
+    """``Type: message (file:line)``: the exception and the line that raised it."""
+    if isinstance(exc, SyntaxError):
+        return f"SyntaxError: {exc.msg} ({exc.filename}:{exc.lineno})"
+    frames = traceback.extract_tb(exc.__traceback__)
+    place = f" ({frames[-1].filename}:{frames[-1].lineno})" if frames else ""
+    return f"{type(exc).__name__}: {exc}{place}"
+
+
+def check_addresses(binds: list[str]) -> None:
+    """Raise `StartError` naming the first TCP address that gunicorn could not listen on."""
+    for bind in binds:
+        try:
+            address = parse_address(bind)
+        except RuntimeError as exc:
+            raise StartError(f"--bind {bind}: {exc}") from None
+        if not isinstance(address, tuple):
+            continue  # a Unix socket or an inherited file descriptor
+        host, port = address
+        try:
+            found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            family, kind, proto, _, sockaddr = found[0]
+        except socket.gaierror as exc:
+            raise StartError(f"--bind {bind}: cannot resolve {host!r} ({exc.strerror})") from None
+        with socket.socket(family, kind, proto) as probe:
+            # NOTE: gunicorn sets SO_REUSEADDR too, so a port left in TIME_WAIT is free.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(sockaddr)
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    raise StartError(
+                        f"port {port} on {host} is in use; choose another with --bind {host}:PORT"
+                    ) from None
+                raise StartError(f"--bind {bind}: cannot listen there ({exc.strerror})") from None
+
+
+def exec_gunicorn(argv: list[str]) -> None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(argv[0], argv)
+
+
+def help_text() -> str:
+    width = max(len(option) for option in DEV_DEFAULTS)
+    table = "\n".join(
+        f"  {option.ljust(width)}  {(value or '').ljust(14)}  {why}"
+        for option, (value, why) in DEFAULTS.items()
+    )
+    changes = ", ".join(
+        f"{option} {value or ''}".strip()
+        for option, (value, _why) in DEV_DEFAULTS.items()
+        if DEFAULTS.get(option) != (value, _why)
+    )
+    return HELP.format(table=table, dev_changes=changes)
+
+
+def version() -> str:
+    versions = ", ".join(f"{name} {metadata.version(name)}" for name in ("gunicorn", "WebOb"))
+    return f"microweb {__version__} ({versions}, Python {sys.version.split()[0]})"
 
 
 def describe(obj: Any) -> str:
@@ -101,33 +351,6 @@ def routes_table(app: Any) -> str:
         lines.append(f"  {position}. {getattr(layer, '__name__', layer)}({args})")
     lines.append(f"  {len(app.middleware) + 1}. the app: routing and handlers")
     return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="microweb", description=__doc__.split("\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("run", help="serve module:app with gunicorn")
-    run.add_argument("target", help="module:app, e.g. examples.notes:app")
-    routes = commands.add_parser("routes", help="print the routes and middleware of module:app")
-    routes.add_argument("target")
-    new = commands.add_parser("new", help="write a starter app and its test into DIRECTORY")
-    new.add_argument("directory")
-    args, rest = parser.parse_known_args(argv)
-    if args.command == "new":
-        from .starter import create  # microweb/starter.py
-
-        try:
-            print(create(Path(args.directory)))
-        except OSError as exc:  # a file exists already, or DIRECTORY is a file
-            parser.exit(2, f"microweb new: {exc}\n")
-        return
-    if args.command == "routes":
-        if rest:
-            parser.error(f"unexpected arguments: {' '.join(rest)}")
-        print(routes_table(load_app(args.target)))
-        return
-    command = gunicorn_argv(args.target, rest)
-    os.execv(command[0], command)
 
 
 if __name__ == "__main__":

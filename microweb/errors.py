@@ -11,7 +11,8 @@ An error response is negotiated (RFC 9110 §12.5.1) between two forms:
 An exception that is not an `HTTPError` is a bug: the client gets a bare
 500, and the traceback goes to the ``microweb`` logger. Nothing about the
 exception (its text, the traceback, file paths) is in the body unless the
-app runs with ``debug=True``: those details help an attacker map the code.
+app runs with ``debug=True`` (then `microweb.debug_page` renders it): those
+details help an attacker map the code.
 
 One exception is not a bug but an outage: a `StoreError` (a shared store
 — SQLite locked, Redis down — cannot be used; see `microweb.stores`).
@@ -32,7 +33,6 @@ from __future__ import annotations
 
 import html
 import logging
-import traceback
 from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
 from typing import Any
@@ -123,13 +123,13 @@ def prefers_html(accept: str) -> bool:
     return bool(offers) and offers[0][0] == "text/html"
 
 
-def render(error: HTTPError, accept: str, debug_text: str | None = None) -> Reply:
+def render(error: HTTPError, accept: str) -> Reply:
     """The default body for `error`, as problem+json or HTML."""
     if accept and prefers_html(accept):
-        body = _html_body(error.status, error.title, error.detail, debug_text)
+        body = _html_body(error.status, error.title, error.detail)
         content_type = HTML
     else:
-        body = _problem_body(error.status, error.title, error.detail, debug_text)
+        body = _problem_body(error.status, error.title, error.detail)
         content_type = PROBLEM_JSON
     return Reply(error.status, error.headers, body, content_type)
 
@@ -140,25 +140,19 @@ def _cached_problem(status: int, title: str) -> bytes:
     return json_bytes({"type": "about:blank", "title": title, "status": status})
 
 
-def _problem_body(status: int, title: str, detail: str | None, debug_text: str | None) -> bytes:
-    if detail is None and debug_text is None:
+def _problem_body(status: int, title: str, detail: str | None) -> bytes:
+    if detail is None:
         return _cached_problem(status, title)
-    problem: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
-    if detail is not None:
-        problem["detail"] = detail
-    if debug_text is not None:
-        problem["traceback"] = debug_text
+    problem = {"type": "about:blank", "title": title, "status": status, "detail": detail}
     return json_bytes(problem)
 
 
-def _html_body(status: int, title: str, detail: str | None, debug_text: str | None) -> bytes:
+def _html_body(status: int, title: str, detail: str | None) -> bytes:
     heading = html.escape(f"{status} {title}")
     parts = [f'<!doctype html>\n<html lang="en"><meta charset="utf-8"><title>{heading}</title>']
     parts.append(f"<h1>{heading}</h1>")
     if detail:
         parts.append(f"<p>{html.escape(detail)}</p>")
-    if debug_text:
-        parts.append(f"<pre>{html.escape(debug_text)}</pre>")
     return ("\n".join(parts) + "\n</html>\n").encode()
 
 
@@ -230,7 +224,12 @@ class ErrorHandlers:
             check_headers(error.headers)  # they may have changed since __init__
         except ValueError as bad:
             error = self._internal_error(req, bad)
-        return render(error, accept, self._debug_text(error))
+        if self.debug and error.status >= 500 and error.__cause__ is not None:
+            # NOTE: imported here, as production never needs it (and it imports this module).
+            from . import debug_page
+
+            return debug_page.render(req, error, error.__cause__)
+        return render(error, accept)
 
     def _webob_exception(self, req: Any, exc: WSGIHTTPException) -> Any:
         """WebOb's own HTTP exceptions are responses already; their headers are checked."""
@@ -283,13 +282,6 @@ class ErrorHandlers:
             return error
         keep_error_status(response, error)
         return response
-
-    def _debug_text(self, error: HTTPError) -> str | None:
-        """With debug=True, the traceback of the exception behind a 5xx."""
-        cause = error.__cause__
-        if not self.debug or error.status < 500 or cause is None:
-            return None
-        return "".join(traceback.format_exception(cause))
 
     def _handler_for(
         self, exc: BaseException, error: HTTPError

@@ -1,0 +1,88 @@
+"""Development mode (``microweb dev module:app``): the banner, and what each worker turns on.
+
+``microweb dev`` (``cli.py``) execs gunicorn with ``--reload`` and one
+worker, and gives it not the user's target but a call of `load`::
+
+    python -m gunicorn ... --reload "microweb.devserver:load('notes:app')"
+
+gunicorn calls ``load('notes:app')`` in each new worker (a worker is
+replaced whenever a source file changes), and `load`
+
+1. sends the app's own loggers to stderr at INFO, with a timestamp, the
+   process id and the level, in gunicorn's own format: a handler's
+   ``logging.getLogger(__name__).info(...)`` shows up, and so do the
+   warnings and 500 tracebacks that microweb logs on the ``microweb``
+   logger;
+2. imports the target exactly as gunicorn would have (`gunicorn.util.import_app`);
+3. sets ``app.debug = True``: a 500 then shows the debug page
+   (`microweb.debug_page`), to a browser as HTML and to an API client as
+   problem+json with the traceback as a list of frames.
+
+The user's code is not edited, and nothing is read from the environment:
+``microweb run`` passes the user's target to gunicorn unchanged, so none of
+this can happen in production by accident.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+from gunicorn.util import import_app  # type: ignore[import-untyped]
+
+from .types import WSGIApp
+
+# NOTE: gunicorn's error-log format (gunicorn.glogging), plus the logger's name.
+LOG_FORMAT = "%(asctime)s [%(process)d] [%(levelname)s] %(name)s: %(message)s"
+LOG_DATE_FORMAT = "[%Y-%m-%d %H:%M:%S %z]"
+
+
+def worker_target(target: str) -> str:
+    """What gunicorn is given in development instead of `target` itself."""
+    return f"{__name__}:load({target!r})"
+
+
+def load(target: str) -> WSGIApp:
+    """Called by gunicorn in each worker: logging at INFO, then the app, with debug on."""
+    # 1. Before the import, so what the module logs while importing shows too.
+    #    basicConfig does nothing when the root logger has a handler already.
+    logging.basicConfig(
+        level=logging.INFO, format=LOG_FORMAT, datefmt=LOG_DATE_FORMAT, stream=sys.stderr
+    )
+    # 2. The app, as gunicorn would have imported it.
+    app: Any = import_app(target)
+    # 3. The debug page: only a microweb App has one.
+    if hasattr(app, "debug"):
+        app.debug = True
+    else:
+        logging.getLogger("microweb").warning(
+            "%s is not a microweb App: no debug page (errors are still logged)", target
+        )
+    return app  # type: ignore[no-any-return]
+
+
+def banner(target: str, app: Any, binds: list[str]) -> str:
+    """The one-screen summary printed before gunicorn starts."""
+    urls = ", ".join(url_of(bind) for bind in binds)
+    router = getattr(app, "router", None)
+    count = len(router.routes) if router is not None else 0
+    stack = [getattr(layer, "__name__", repr(layer)) for layer, _ in getattr(app, "middleware", [])]
+    return "\n".join(
+        [
+            f"microweb dev {target}",
+            f"  serving     {urls}",
+            f"  routes      {count} (`microweb routes {target}` lists them)",
+            f"  middleware  {' -> '.join(stack) or 'none'} (then the app)",
+            "  debug       on: a 500 shows the traceback; app logs at INFO",
+            "  reload      on: a changed .py file restarts the worker",
+            "  development mode: do not expose (use `microweb run` to serve for real)",
+        ]
+    )
+
+
+def url_of(bind: str) -> str:
+    if bind.startswith(("unix:", "fd://")):
+        return bind
+    address = bind.removeprefix("tcp://")
+    return f"http://{address}" + (" (every interface!)" if address.startswith("0.0.0.0") else "")
