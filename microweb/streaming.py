@@ -28,17 +28,28 @@ buffered and a slow source is sent as it produces. An event is
 `EventStream` is a `microweb.response.Stream`, so `to_response` and HEAD
 handling treat it like any streamed body, and ``close()`` (called by the
 server when the request ends or the client goes away) reaches the source.
+
+A stream needs a server that can hold a connection open: under gunicorn's
+default sync worker it takes a whole worker process and is killed after
+``--timeout`` seconds (``WORKER TIMEOUT``). The first `EventStream` a sync
+worker serves logs a warning naming the fix, ``--worker-class gthread``
+(`warn_sync_worker`; docs/cli.md says when to use gthread).
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable, Iterator, Mapping
+from functools import cache
 from time import monotonic
 from typing import Any, TypeAlias
 
 from .response import Stream
+from .types import Environ, StartResponse
 from .wsgi import close_quietly
+
+logger = logging.getLogger("microweb")
 
 EVENT_STREAM = "text/event-stream; charset=utf-8"
 HEARTBEAT = b": keep-alive\n\n"
@@ -204,3 +215,21 @@ class EventStream(Stream):
             # NOTE: nginx buffers proxied responses unless told not to.
             ("X-Accel-Buffering", "no"),
         ]
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        # NOTE: PEP 3333's wsgi.multithread is the signal: gunicorn's sync worker
+        # sets it False; gthread, gevent and eventlet set it True. gunicorn.socket
+        # keeps other servers (and in-process tests) out of it.
+        if environ.get("wsgi.multithread") is False and "gunicorn.socket" in environ:
+            warn_sync_worker()
+        return super().__call__(environ, start_response)
+
+
+@cache
+def warn_sync_worker() -> None:
+    """Say once per process that a sync worker cannot hold streams (called on first use)."""
+    logger.warning(
+        "EventStream on gunicorn's sync worker: each stream holds a whole worker and is "
+        "killed after --timeout seconds (WORKER TIMEOUT); serve this app with "
+        "--worker-class gthread --threads N (see docs/cli.md)"
+    )

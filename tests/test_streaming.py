@@ -9,16 +9,19 @@ iterator itself (laziness, close) run the app under `wsgiref.validate`.
 
 from __future__ import annotations
 
+import http.client
 import inspect
 import io
 import logging
 import re
 from collections.abc import Callable, Generator, Iterable
+from pathlib import Path
 from typing import Any
 from wsgiref.util import setup_testing_defaults
 from wsgiref.validate import validator
 
 import pytest
+from servers import TIMEOUT, GunicornServer
 
 import microweb.streaming
 from microweb import App, Request
@@ -440,3 +443,53 @@ def test_html_9_2_4_every_id_we_send_comes_back(event_id: str) -> None:
     environ = build_environ()
     environ["HTTP_LAST_EVENT_ID"] = latin1(sent)
     assert last_event_id(Request(environ)) == event_id
+
+
+# -- a stream on a worker that cannot hold one --------------------------------------
+
+SYNC_WARNING = "EventStream on gunicorn's sync worker"
+
+
+def read_one_tick(url: str) -> None:
+    """Open /clock, read up to the first event, and leave (the client closes)."""
+    connection = http.client.HTTPConnection(*_host_port(url), timeout=TIMEOUT)
+    try:
+        connection.request("GET", "/clock")
+        response = connection.getresponse()
+        assert response.status == 200
+        while response.readline() not in (b"\n", b""):
+            pass
+    finally:
+        connection.close()
+
+
+def _host_port(url: str) -> tuple[str, int]:
+    host, _, port = url.removeprefix("http://").partition(":")
+    return host, int(port)
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(
+    ("args", "warnings"),
+    [
+        pytest.param((), 1, id="sync-warns-once"),
+        pytest.param(("--worker-class", "gthread", "--threads", "2"), 0, id="gthread-silent"),
+    ],
+)
+def test_an_event_stream_on_a_sync_worker_names_the_fix_once(
+    args: tuple[str, ...], warnings: int, tmp_path: Path
+) -> None:
+    server = GunicornServer(
+        "examples.clock_sse:app", tmp_path / "log", env={"CLOCK_INTERVAL": "0.05"},
+        workers=1, args=args,
+    )  # fmt: skip
+    try:
+        url = server.start()
+        read_one_tick(url)
+        read_one_tick(url)
+    finally:
+        server.stop()
+    log = server.log()
+    assert log.count(SYNC_WARNING) == warnings, log
+    if warnings:
+        assert "--worker-class gthread" in log
