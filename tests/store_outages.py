@@ -8,6 +8,8 @@ No mocks: each is a real store meeting a real failure.
   connection holds (``BEGIN IMMEDIATE``, as a stuck writer would): reads
   still work, every write is a `StoreError` ("database is locked") after
   the store's short timeout. ``release()`` ends the outage.
+- `read_only(*paths)`: files made read-only even for the descriptors
+  already open on them (``chattr +i``; root only, else the test is skipped).
 
 For an outage that ends on a running server, use the `redis_server`
 fixture's ``outage()`` (tests/redis_server.py).
@@ -15,11 +17,14 @@ fixture's ``outage()`` (tests/redis_server.py).
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 from redis_server import free_port
 
 from microweb.stores import SQLiteStore
@@ -60,3 +65,17 @@ def locked_sqlite(path: Path) -> Iterator[LockedSQLite]:
     finally:
         locked.release()
         locked.store.close()
+
+
+@contextmanager
+def read_only(*paths: Path) -> Iterator[None]:
+    """Make files read-only even for open descriptors (and for root): chattr +i."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root for chattr +i (chmod does not affect open files)")
+    done = subprocess.run(["chattr", "+i", *map(str, paths)], capture_output=True, check=False)
+    if done.returncode:
+        pytest.skip(f"chattr +i is not supported here: {done.stderr.decode().strip()}")
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", *map(str, paths)], check=True)

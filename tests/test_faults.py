@@ -10,14 +10,20 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import os
+import signal
 import subprocess
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from threading import Barrier
+from typing import Any
 
 import pytest
-from servers import TIMEOUT, fetch, open_raw
+from servers import _SERVERS, TIMEOUT, GunicornServer, Reply, fetch, open_raw
+from store_outages import read_only
 from worker_ready import ReadyListener
 
 pytestmark = pytest.mark.e2e
@@ -30,6 +36,164 @@ def ready() -> Iterator[ReadyListener]:
     listener = ReadyListener()
     yield listener
     listener.close()
+
+
+@pytest.fixture
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[..., GunicornServer]]:
+    """Like `gunicorn_server`, but gives the `GunicornServer`: these tests signal its master.
+
+    Its log goes into a failing test's report (servers.py's hook reads the stash).
+    """
+    servers = request.node.stash.setdefault(_SERVERS, [])
+    log_dir = tmp_path_factory.mktemp("gunicorn")
+
+    def start(app: str, **options: Any) -> GunicornServer:
+        started = GunicornServer(app, log_dir / f"{len(servers)}.log", **options)
+        servers.append(started)
+        started.start()
+        return started
+
+    yield start
+    for started in servers:
+        assert started.stop() == 0, f"gunicorn {started.app} exited with an error"
+
+
+class Load:
+    """`threads` clients creating and reading notes until stopped; every failure recorded.
+
+    A failure is an exception (a dropped connection) or an unexpected
+    status; `wait_for(n)` returns once n exchanges have succeeded in all.
+    """
+
+    def __init__(self, url: str, threads: int = 4) -> None:
+        self.url = url
+        self.done = 0
+        self.failures: list[int | str] = []
+        self._progress = threading.Condition()
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._client) for _ in range(threads)]
+
+    def __enter__(self) -> Load:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join()
+
+    def _exchange(self, method: str, path: str, expected: int, **kw: Any) -> Reply | None:
+        try:
+            reply = fetch(self.url, method, path, **kw)
+        except OSError as exc:
+            outcome: int | str = type(exc).__name__
+        else:
+            if reply.status == expected:
+                with self._progress:
+                    self.done += 1
+                    self._progress.notify_all()
+                return reply
+            outcome = reply.status
+        with self._progress:
+            self.failures.append(outcome)
+        return None
+
+    def _client(self) -> None:
+        while not self._stop.is_set():
+            created = self._exchange("POST", "/notes", 201, json_body=MILK)
+            if created is not None:
+                self._exchange("GET", f"/notes/{created.json()['id']}", 200)
+
+    def wait_for(self, count: int) -> None:
+        with self._progress:
+            if not self._progress.wait_for(lambda: self.done >= count, timeout=60):
+                raise TimeoutError(f"{self.done} exchanges, not {count}: {self.failures}")
+
+
+def notes_server(
+    server: Callable[..., GunicornServer], ready: ReadyListener, db: Path, **kw: Any
+) -> GunicornServer:
+    env = {"NOTES_DB": str(db), **ready.env}
+    return server("examples.notes:app", env=env, args=(*ready.args, *kw.pop("args", ())), **kw)
+
+
+def test_sighup_twice_under_load_loses_no_request(server, ready, tmp_path):
+    """SIGHUP is gunicorn's graceful reload: new workers start, old ones finish their request."""
+    gunicorn = notes_server(server, ready, tmp_path / "notes.db")
+    first = set(ready.wait(2))
+    assert gunicorn.process is not None
+    with Load(gunicorn.url) as load:
+        load.wait_for(20)
+        for _ in range(2):
+            gunicorn.process.send_signal(signal.SIGHUP)
+            assert first.isdisjoint(ready.wait(2))  # two new workers, ready
+            load.wait_for(load.done + 20)  # and serving
+    print(f"SIGHUP x2: {load.done} exchanges, failures: {load.failures}")
+    assert load.failures == []
+
+
+def test_kill_9_of_a_worker_costs_at_most_its_request(server, ready, tmp_path):
+    """A worker killed outright: only the request it was serving (a sync worker has one) may fail.
+
+    No survivor answers 5xx, the master replaces the worker, and it serves.
+    """
+    gunicorn = notes_server(server, ready, tmp_path / "notes.db")
+    victim, survivor = ready.wait(2)
+    with Load(gunicorn.url) as load:
+        load.wait_for(20)
+        os.kill(victim, signal.SIGKILL)
+        (replacement,) = ready.wait(1)
+        load.wait_for(load.done + 40)
+    print(f"kill -9: {load.done} exchanges, failures: {load.failures}")
+    assert replacement not in (victim, survivor)
+    assert len(load.failures) <= 1, load.failures
+    assert not [status for status in load.failures if isinstance(status, int)]
+
+
+def test_sigterm_lets_10_slow_requests_finish_on_gthread(server, ready):
+    """SIGTERM is a graceful stop: the requests in handlers complete (within --graceful-timeout)."""
+    args = ("-k", "gthread", "--threads", "8", "--graceful-timeout", "20")
+    gunicorn = server("tests.slow_app:app", env=ready.env, args=args)
+    assert gunicorn.process is not None
+    with ThreadPoolExecutor(10) as pool:
+        replies = [pool.submit(fetch, gunicorn.url, "GET", "/slow") for _ in range(10)]
+        ready.wait(10)  # all ten are inside the handler
+        gunicorn.process.send_signal(signal.SIGTERM)
+        outcomes = [(reply.result().status, reply.result().body) for reply in replies]
+    assert outcomes == [(200, b"done")] * 10
+    assert gunicorn.process.wait(timeout=TIMEOUT) == 0
+
+
+@pytest.mark.parametrize("fault", ["removed", "read-only"])
+def test_store_file_lost_at_runtime_is_503_with_retry_after(server, tmp_path, fault):
+    """RFC 9110 §15.6.4: a store outage is a 503 with Retry-After, never a traceback.
+
+    Removed: the workers' open connections would otherwise write on into the
+    deleted file (SQLiteStore checks that the path still names its file).
+    Read-only (chattr +i, which holds even for open descriptors): writes fail.
+    """
+    path = tmp_path / "store.db"
+    env = {"RATE_LIMIT_STORE": f"sqlite:{path}", "RATE_LIMIT_T0": str(time.time())}
+    gunicorn = server("tests.rate_limit_app:app", env=env)
+    assert fetch(gunicorn.url, "GET", "/").status == 200
+    files = [path, path.with_name("store.db-wal")]
+    with contextlib.ExitStack() as fault_on:
+        if fault == "removed":
+            for file in [*files, path.with_name("store.db-shm")]:
+                file.unlink()
+        else:
+            fault_on.enter_context(read_only(*files))
+        for _ in range(4):  # each worker, whichever answers
+            reply = fetch(gunicorn.url, "GET", "/")
+            assert reply.status == 503
+            assert reply.headers["Retry-After"].isdigit()
+            for leak in (b"Traceback", b"sqlite", b"SQLite", b"store.db"):
+                assert leak not in reply.body
+    if fault == "read-only":
+        assert fetch(gunicorn.url, "GET", "/").status == 200  # recovered
 
 
 def test_fresh_starts_answer_concurrent_first_requests(gunicorn_server, ready, tmp_path):

@@ -24,6 +24,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from typing import Any
 import pytest
 import redis
 from redis_server import RedisServer, free_port
+from store_outages import read_only
 
 from microweb.stores import (
     MAX_KEY_LENGTH,
@@ -509,6 +511,54 @@ def test_sqlite_lock_held_too_long_is_a_store_error_not_a_hang(tmp_path: Path) -
             assert store.get("k") == b"v"
         finally:
             blocker.close()
+
+
+def test_sqlite_file_removed_at_runtime_is_a_store_error(tmp_path: Path) -> None:
+    """Not writes into a deleted file that nobody reads again, nor a new empty file."""
+    path = tmp_path / "s.db"
+    with SQLiteStore(path) as store:
+        store.set("k", "v")
+        for name in ("s.db", "s.db-wal", "s.db-shm"):
+            (tmp_path / name).unlink()
+        for operation in (lambda: store.get("k"), lambda: store.set("k", "v")):
+            with pytest.raises(StoreError, match="gone"):
+                operation()
+        assert not path.exists()
+
+
+def test_sqlite_file_replaced_at_runtime_is_used(tmp_path: Path) -> None:
+    """A restored backup (another file at the same path) is what the store reads from then on."""
+    path = tmp_path / "s.db"
+    with SQLiteStore(tmp_path / "backup.db") as backup:
+        backup.set("k", "from the backup")
+    with SQLiteStore(path) as store:
+        store.set("k", "v")
+        for name in ("s.db-wal", "s.db-shm"):  # the old file's log goes with it
+            (tmp_path / name).unlink()
+        os.replace(tmp_path / "backup.db", path)
+        assert store.get("k") == b"from the backup"
+
+
+def test_sqlite_read_only_file_is_a_store_error_for_writes(tmp_path: Path) -> None:
+    """Every write, incr's RETURNING included (it fails only when its row is fetched).
+
+    Once the file is writable again, the store recovers, in a thread whose
+    first connection was opened during the fault too (SQLite opens such a
+    connection read-only for good; the store replaces it after an error).
+    """
+    path = tmp_path / "s.db"
+    with SQLiteStore(path) as store, ThreadPoolExecutor(1) as late_thread:
+        store.set("k", "v")
+        with read_only(path, tmp_path / "s.db-wal"):
+            assert store.get("k") == b"v"
+            for write in (lambda: store.set("k", "w"), lambda: store.incr("n")):
+                with pytest.raises(StoreError):
+                    write()
+            with pytest.raises(StoreError):
+                late_thread.submit(store.set, "late", "v").result()
+        store.set("k", "w")
+        late_thread.submit(store.set, "late", "v").result()
+        assert (store.get("k"), store.get("late")) == (b"w", b"v")
 
 
 def test_sqlite_bad_options(tmp_path: Path) -> None:

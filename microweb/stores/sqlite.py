@@ -33,6 +33,13 @@ Concurrency model:
     With an older SQLite, the same upsert and a ``SELECT`` run inside one
     ``BEGIN IMMEDIATE`` transaction (which takes the write lock up front).
 
+Faults: the file removed at runtime is a `StoreError` for every operation
+(a connection would otherwise write on into the deleted file, and a worker
+started later would open a new, empty one); a file replaced at the same path
+(a restored backup) is used from then on; a connection whose statement
+failed is closed, so a fault that passes (a read-only or full disk) does not
+outlive itself in a connection SQLite opened read-only meanwhile.
+
 Expiry: an expired row is treated as absent by every operation, deleted when
 ``get`` meets it, overwritten by ``add``/``incr``/``set``, and every
 ``sweep_every`` writes (counted per connection) one
@@ -51,6 +58,8 @@ import sqlite3
 import threading
 import time
 from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote
 
 from .base import BaseStore, Clock, StoreError, Value, parse_counter
 
@@ -78,7 +87,6 @@ WHERE {_EXPIRED} OR (CAST(CAST(kv.value AS INTEGER) AS BLOB) = kv.value
                     AND CAST(kv.value AS INTEGER) < 9223372036854775807)"""
 _SET = """INSERT INTO kv (key, value, expires) VALUES (:key, :value, :expires)
 ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires = excluded.expires"""
-
 
 
 def setup_database(path: str | os.PathLike[str], schema: str, timeout: float = 10.0) -> None:
@@ -146,24 +154,53 @@ class SQLiteStore(BaseStore):
     def _conn(self) -> sqlite3.Connection:
         """This thread's connection in this process, opened on first use."""
         pid = os.getpid()
+        file = self._file()
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is not None and self._local.pid == pid:
+        if conn is not None and self._local.pid == pid and self._local.file == file:
             return conn
-        if conn is not None:  # NOTE: inherited across fork(); never touch it again
-            _inherited.append(conn)
+        if conn is not None and self._local.pid != pid:
+            _inherited.append(conn)  # NOTE: inherited across fork(); never touch it again
+        elif conn is not None:
+            self._discard(conn)  # the file was replaced (a restored backup): use the new one
         conn = self._connect()
         self._local.conn, self._local.pid, self._local.writes = conn, pid, 0
+        self._local.file = file
         with self._all_lock:
             self._all.append((pid, conn))
         return conn
+
+    def _file(self) -> tuple[int, int] | None:
+        """Which file the path names now (device, inode); StoreError once it is gone.
+
+        SECURITY: a connection keeps working on a deleted file (the open
+        descriptor keeps it alive), so without this check writes would go
+        on to a file nobody will read again, and a worker started later
+        would open a new, empty one: two stores that look like one (an
+        idempotency key could run twice). A removed file is an outage (503).
+        PERF: one stat() per operation, about 1 µs next to an SQLite statement's 10-50 µs.
+        """
+        if self.path == _IN_MEMORY:
+            return None
+        try:
+            st = os.stat(self.path)
+        except OSError as exc:
+            raise StoreError(f"SQLite store {self.path!r} is gone: {exc}") from exc
+        return st.st_dev, st.st_ino
 
     def _connect(self) -> sqlite3.Connection:
         try:
             # isolation_level=None: autocommit; each statement is its own transaction.
             # check_same_thread=False only so that close() may run on another thread;
             # each connection is otherwise used by the thread that opened it.
+            # mode=rw: never create the file here (setup_database did, at startup): a
+            # file removed since is an outage, not a new empty store.
+            target = self.path if self.path == _IN_MEMORY else f"file:{quote(self.path)}?mode=rw"
             conn = sqlite3.connect(
-                self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
+                target,
+                timeout=self.timeout,
+                isolation_level=None,
+                check_same_thread=False,
+                uri=True,
             )
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open SQLite store {self.path!r}: {exc}") from exc
@@ -188,15 +225,30 @@ class SQLiteStore(BaseStore):
 
     # -- execution -----------------------------------------------------------------
 
-    def _run(self, sql: str, params: Mapping[str, object], write: bool) -> sqlite3.Cursor:
+    def _run(self, sql: str, params: Mapping[str, object], write: bool) -> tuple[list[Any], int]:
+        """Run one statement to its end: (its rows, how many rows it changed)."""
         conn = self._conn()
         try:
             cur = conn.execute(sql, params)
+            # NOTE: fetched here, inside the try: a write with RETURNING completes (and
+            # can fail, say on a read-only file) only when its rows are fetched.
+            rows = cur.fetchall()
             if write:
                 self._after_write(conn)
-            return cur
+            return rows, cur.rowcount
         except sqlite3.Error as exc:
+            # NOTE: the next operation opens a fresh connection. One opened while the
+            # file could not be written (read-only, a full disk) stays read-only for
+            # good, and would keep failing after the fault is gone.
+            self._discard(conn)
             raise StoreError(f"SQLite store {self.path!r}: {exc}") from exc
+
+    def _discard(self, conn: sqlite3.Connection) -> None:
+        """Close this thread's connection `conn`; the next operation opens another."""
+        with self._all_lock:
+            self._all = [(o, c) for o, c in self._all if c is not conn]
+        conn.close()
+        self._local.conn = None
 
     def _after_write(self, conn: sqlite3.Connection) -> None:
         """Every `sweep_every` writes on this connection, delete all expired rows."""
@@ -210,11 +262,10 @@ class SQLiteStore(BaseStore):
     def get(self, key: str) -> bytes | None:
         self._check_key(key)
         now = self.clock()
-        row = self._run("SELECT value, expires FROM kv WHERE key = :key", {"key": key}, False)
-        found = row.fetchone()
-        if found is None:
+        rows, _ = self._run("SELECT value, expires FROM kv WHERE key = :key", {"key": key}, False)
+        if not rows:
             return None
-        value, expires = found
+        value, expires = rows[0]
         if expires is not None and expires <= now:
             # Conditional delete: a concurrent set/add may have revived the key meanwhile.
             sql = f"DELETE FROM kv WHERE key = :key AND {_EXPIRED}"
@@ -236,7 +287,7 @@ class SQLiteStore(BaseStore):
         self._check_key(key)
         data, expires = self._to_bytes(value), self._expires_at(ttl)
         params = {"key": key, "value": data, "expires": expires, "now": self.clock()}
-        return self._run(_ADD, params, True).rowcount == 1
+        return self._run(_ADD, params, True)[1] == 1
 
     def incr(self, key: str, ttl: float | None = None) -> int:
         """Add 1 to the counter at `key` and return it; an absent or expired key starts at 1.
@@ -248,7 +299,8 @@ class SQLiteStore(BaseStore):
         self._check_key(key)
         params = {"key": key, "expires": self._expires_at(ttl), "now": self.clock()}
         if self.use_returning:
-            row = self._run(_INCR + " RETURNING value", params, True).fetchone()
+            rows, _ = self._run(_INCR + " RETURNING value", params, True)
+            row = rows[0] if rows else None
         else:
             row = self._incr_in_transaction(params)
         if row is None:  # the WHERE refused: the stored value is not a counter
