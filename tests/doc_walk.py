@@ -24,7 +24,7 @@ Three things stand for what the reader has and the walk must supply:
 
 - ``/path/to/microweb`` is the checkout under test (a copy of its files,
   so the install's build/ and egg-info stay out of the repository);
-- ``microweb run ...`` is a server the reader leaves running in another
+- ``microweb run ...`` (or ``dev``) is a server the reader leaves running in another
   terminal: it is started in the background on a socket the walk already
   listens on (``--bind fd://N``, as servers.py does: no port race, no
   polling), and stopped when the next one starts or the walk ends;
@@ -52,7 +52,7 @@ import pytest
 FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```\s*$", re.MULTILINE | re.DOTALL)
 FILE_MARKER = re.compile(r"#\s*file:\s*(\S+)")
 IGNORED_HEADERS = re.compile(r"^(date|server|connection):", re.IGNORECASE)
-SERVER_COMMAND = re.compile(r"(^|\s)microweb run\s")
+SERVER_COMMAND = re.compile(r"(^|\s)microweb (run|dev)\s")
 READER_ADDRESS = "127.0.0.1:8000"
 CHECKOUT_PLACEHOLDER = "/path/to/microweb"
 COMMAND_TIMEOUT = 60.0  # seconds; an install gets INSTALL_TIMEOUT
