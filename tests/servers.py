@@ -146,6 +146,31 @@ class GunicornServer:
             return ""
 
 
+def microweb_run(
+    app: str, log_path: Path, *args: str
+) -> tuple[subprocess.Popen[bytes], str]:
+    """``microweb run app --bind fd://N ...`` (the CLI, not gunicorn directly): (process, URL).
+
+    The same socket handover as `GunicornServer.start`, for tests of what
+    the CLI passes to gunicorn. The caller terminates the process.
+    """
+    listener = socket.socket()
+    try:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "microweb", "run", app,
+                 "--bind", f"fd://{listener.fileno()}", "--workers", "1", "--no-control-socket",
+                 "--graceful-timeout", "1", *args],
+                cwd=REPO_ROOT, pass_fds=(listener.fileno(),), stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+    finally:
+        listener.close()
+    return process, f"http://127.0.0.1:{port}"
+
+
 @dataclass
 class Reply:
     status: int
