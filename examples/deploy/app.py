@@ -59,6 +59,7 @@ from microweb.middleware.idempotency import Idempotency
 from microweb.middleware.rate_limit import RateLimit
 from microweb.stores import RedisStore
 from microweb.types import Environ, Headers
+from microweb.websocket import WebSocket
 
 
 class InstanceHeader(Middleware):
@@ -111,6 +112,13 @@ def create_site(
         # problem at once; taking them all out of rotation would turn a 503
         # for the endpoints that need Redis into an outage of all of them.
         return {"status": "ok", "instance": instance}
+
+    # A WebSocket through the load balancer (nginx.conf.template's /ws/
+    # location): it echoes, naming the instance. Needs the gthread worker.
+    @site.websocket("/ws/echo")
+    def echo(req: Request, ws: WebSocket) -> None:
+        for message in ws:
+            ws.send(f"{instance}: {message}")
 
     # Keyed by REMOTE_ADDR, i.e. the client address ProxyFix established;
     # counted in Redis, so the limit holds across instances.
