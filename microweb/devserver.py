@@ -18,6 +18,11 @@ replaced whenever a source file changes), and `load`
    (`microweb.debug_page`), to a browser as HTML and to an API client as
    problem+json with the traceback as a list of frames.
 
+An edit that breaks the import (a typo, a NameError at module level) does
+not stop the server: `load` logs it and serves `import_failed`, which
+answers every request with the debug page of the import error, and keeps
+the files of its traceback watched, so the next save reloads the worker.
+
 The user's code is not edited, and nothing is read from the environment:
 ``microweb run`` passes the user's target to gunicorn unchanged, so none of
 this can happen in production by accident.
@@ -27,11 +32,19 @@ from __future__ import annotations
 
 import logging
 import sys
+import traceback
+from collections.abc import Iterable
+from types import ModuleType
 from typing import Any
 
 from gunicorn.util import import_app  # type: ignore[import-untyped]
 
-from .types import WSGIApp
+from . import debug_page
+from .errors import HTTPError
+from .request import Request
+from .types import Environ, StartResponse, WSGIApp
+
+logger = logging.getLogger("microweb")
 
 # NOTE: gunicorn's error-log format (gunicorn.glogging), plus the logger's name.
 LOG_FORMAT = "%(asctime)s [%(process)d] [%(levelname)s] %(name)s: %(message)s"
@@ -51,15 +64,35 @@ def load(target: str) -> WSGIApp:
         level=logging.INFO, format=LOG_FORMAT, datefmt=LOG_DATE_FORMAT, stream=sys.stderr
     )
     # 2. The app, as gunicorn would have imported it.
-    app: Any = import_app(target)
+    try:
+        app: Any = import_app(target)
+    except Exception as exc:
+        # NOTE: in reload mode gunicorn survives only a SyntaxError; any other
+        # import error would stop the whole development server.
+        logger.exception("importing %s failed; the worker reloads when a file is saved", target)
+        return import_failed(target, exc)
     # 3. The debug page: only a microweb App has one.
     if hasattr(app, "debug"):
         app.debug = True
     else:
-        logging.getLogger("microweb").warning(
-            "%s is not a microweb App: no debug page (errors are still logged)", target
-        )
+        logger.warning("%s is not a microweb App: no debug page (errors are still logged)", target)
     return app  # type: ignore[no-any-return]
+
+
+def import_failed(target: str, exc: Exception) -> WSGIApp:
+    """A WSGI app answering the debug page of `exc`; the files it names stay watched."""
+    # NOTE: gunicorn's reloader watches the files of the modules in sys.modules,
+    # and a module that failed to import is not there; a stand-in is.
+    for number, frame in enumerate(traceback.extract_tb(exc.__traceback__)):
+        watched = ModuleType(f"{__name__}.watched_{number}")
+        watched.__file__ = frame.filename
+        sys.modules[watched.__name__] = watched
+    error = HTTPError(500, f"importing {target} failed: fix it and save, the worker reloads")
+
+    def answer(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        return debug_page.render(Request(environ), error, exc)(environ, start_response)
+
+    return answer
 
 
 def banner(target: str, app: Any, binds: list[str]) -> str:

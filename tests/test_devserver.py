@@ -89,25 +89,57 @@ def project(tmp_path: Path) -> tuple[Path, str]:
     return tmp_path, module
 
 
+def save_until(path: Path, source: str, served: Callable[[], bool], what: str) -> None:
+    """Save `source` to `path`, then poll until `served()` says the server runs it."""
+    path.write_text(source)
+    edited = time.time()
+
+    def reloaded() -> bool:
+        # NOTE: gunicorn's polling reloader remembers a file's mtime the first
+        # time it sees it, which may be after our edit; moving the mtime on
+        # (as a second save would) makes the change visible whenever it looks.
+        nonlocal edited
+        edited += 1
+        os.utime(path, (edited, edited))
+        try:
+            return served()
+        except ConnectionResetError:  # a worker that was replaced mid-request
+            return False
+
+    poll(reloaded, what)
+
+
 def test_an_edited_module_is_served_by_the_next_worker(project: tuple[Path, str]) -> None:
     directory, module = project
     path = directory / f"{module}.py"
     with microweb("dev", directory, module) as (url, log):
         assert fetch(url, "GET", "/").body == b"first"
-        path.write_text(SOURCE.replace("VERSION", "second"))
-        edited = time.time()
-
-        def reloaded() -> bool:
-            # NOTE: gunicorn's polling reloader remembers a file's mtime the first
-            # time it sees it, which may be after our edit; moving the mtime on
-            # (as a second save would) makes the change visible whenever it looks.
-            nonlocal edited
-            edited += 1
-            os.utime(path, (edited, edited))
-            return fetch(url, "GET", "/").body == b"second"
-
-        poll(reloaded, "reload")
+        save_until(path, SOURCE.replace("VERSION", "second"),
+                   lambda: fetch(url, "GET", "/").body == b"second", "reload")  # fmt: skip
         assert "Worker reloading" in log.read_text()
+
+
+def test_an_import_error_is_served_as_the_debug_page_until_it_is_fixed(
+    project: tuple[Path, str],
+) -> None:
+    """gunicorn alone stops for good when a reloaded module raises at import."""
+    directory, module = project
+    path = directory / f"{module}.py"
+    broken = SOURCE.replace("app = App()", "app = App()\nundefined_name")
+
+    def failing() -> bool:
+        reply = fetch(url, "GET", "/", headers={"Accept": "application/json"})
+        return reply.status == 500
+
+    with microweb("dev", directory, module) as (url, log):
+        assert fetch(url, "GET", "/").body == b"first"  # started (the CLI checks the import)
+        save_until(path, broken, failing, "the import error")
+        problem = fetch(url, "GET", "/", headers={"Accept": "application/json"}).json()
+        assert problem["exception"] == "NameError: name 'undefined_name' is not defined"
+        assert problem["traceback"][-1]["code"] == "undefined_name"
+        save_until(path, SOURCE.replace("VERSION", "fixed"),
+                   lambda: fetch(url, "GET", "/").body == b"fixed", "the fix")  # fmt: skip
+    assert f"[ERROR] microweb: importing {module}:app failed" in log.read_text()
 
 
 def test_app_logs_warnings_and_500s_have_a_timestamp_and_a_level(
