@@ -16,13 +16,14 @@ request touches on its way is named there:
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 from .converters import BUILTIN_CONVERTERS, Converter, check_converter
 from .errors import ErrorHandlers
 from .handler_checks import check_handler, handler_location
-from .request import DEFAULT_MAX_BODY_SIZE, Request
+from .request import DEFAULT_MAX_BODY_SIZE, Request, RequestConfig
 from .response import to_response, warn_none
 from .route_templates import Handler, Route, parse_template
 from .routing import RouteTable
@@ -149,16 +150,28 @@ class App(RouteDecorators):
     ) -> None:
         if max_body_size < 0 or max_drain_size < 0:
             raise ValueError("max_body_size and max_drain_size must be >= 0")
-        self.max_body_size = max_body_size
         #: How much of a body left unread is read and discarded after the answer (wsgi.DrainBody).
         self.max_drain_size = max_drain_size
-        #: Limits on multipart forms beyond the body cap (parts, headers, fields).
-        self.form_limits = form_limits or FormLimits()
         self.router = RouteTable()
+        #: What every `Request` gets: the body cap, the multipart limits (parts,
+        #: headers, fields) and the route table's url builder.
+        self.request_config = RequestConfig(
+            max_body_size, form_limits or FormLimits(), self.router.url_for
+        )
         self.converters: dict[str, type[Converter]] = dict(BUILTIN_CONVERTERS)
         self.errors = ErrorHandlers(debug)
+        #: The middleware (`use`), outermost first, and each one's `slot` in the stack.
         self.middleware: list[tuple[Callable[..., WSGIApp], dict[str, Any]]] = []
+        self.slots: list[int] = []
         self._stack: WSGIApp = self.dispatch
+
+    @property
+    def max_body_size(self) -> int:
+        return self.request_config.max_body_size
+
+    @property
+    def form_limits(self) -> FormLimits:
+        return self.request_config.form_limits
 
     @property
     def debug(self) -> bool:
@@ -180,7 +193,7 @@ class App(RouteDecorators):
     def dispatch(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         """One request, start to finish: the innermost layer of the stack."""
         # 1. Build the request: a thin view of the environ, nothing parsed yet.
-        req = Request(environ, self)
+        req = Request(environ, self.request_config)
         try:
             # 2. Match the route. A miss comes back as a built-in endpoint.
             endpoint, params = self.router.match(environ)
@@ -198,6 +211,11 @@ class App(RouteDecorators):
             response = self.errors.respond(req, response)
         # 6. Respond. HEAD drops the body in the response object, headers kept.
         return response(environ, start_response)  # type: ignore[no-any-return]
+
+    def error_response(self, environ: Environ, exc: BaseException) -> WSGIApp:
+        """The answer to an exception a middleware raised (see `microweb.middleware`)."""
+        req = Request(environ, self.request_config)
+        return self.errors.respond(req, exc)  # type: ignore[no-any-return]
 
     # -- Building the app --------------------------------------------------
 
@@ -263,21 +281,33 @@ class App(RouteDecorators):
 
         return register
 
-    def use(self, middleware: Callable[..., WSGIApp], **options: Any) -> None:
+    def use(
+        self,
+        middleware: Callable[..., WSGIApp],
+        *,
+        position: str | None = None,
+        before: type | None = None,
+        after: type | None = None,
+        **options: Any,
+    ) -> None:
         """Add a WSGI middleware, ``middleware(wsgi_app, **options)``, to the stack.
 
         microweb's own middleware take their place in the declared order
-        (`microweb.middleware.ORDER`, with the reasons); any other WSGI
-        middleware goes inside them, in the order added. The stack is built
-        now, so a bad option fails here, at startup.
+        (`microweb.middleware.ORDER`, with the reasons). Any other goes
+        innermost, or where you say: ``position="outermost"``, or
+        ``before=``/``after=`` a built-in (in request order). The stack is
+        built now, so a bad option or placement fails here, at startup.
         """
         # PERF: the middleware package (sessions, stores, brotli...) loads with
         # the first app.use, not with `import microweb`: bench/rss.py.
-        from .middleware import build_stack, ordered
+        from .middleware import build_stack, slot
 
-        specs = ordered([*self.middleware, (middleware, options)])
-        self._stack = build_stack(self.dispatch, specs)
+        key = slot(middleware, position, before, after)
+        index = bisect_right(self.slots, key)
+        specs = [*self.middleware[:index], (middleware, options), *self.middleware[index:]]
+        self._stack = build_stack(self.dispatch, specs, self.error_response)
         self.middleware = specs
+        self.slots.insert(index, key)
 
     def url_for(self, name: str, /, **params: Any) -> str:
         """The path of the route called `name` (``app.url_for("note", id=3)``)."""

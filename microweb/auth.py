@@ -69,13 +69,16 @@ import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
 from functools import wraps
-from typing import Any, TypeAlias, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, cast
 
 import jwt
 from jwt.algorithms import HMACAlgorithm
 
 from .errors import HTTPError
 from .stores import Store, StoreError
+
+if TYPE_CHECKING:
+    from .request import Request
 
 __all__ = ["MAX_TOKEN_LENGTH", "JWTAuth", "TokenRejected"]
 
@@ -289,7 +292,7 @@ class JWTAuth:
 
         def decorate(handler: F) -> F:
             @wraps(handler)
-            def guarded(req: Any, *args: Any, **kwargs: Any) -> Any:
+            def guarded(req: Request, *args: Any, **kwargs: Any) -> Any:
                 claims = self.authenticate(req.environ)
                 granted = self._scopes(claims)
                 if not granted.issuperset(needed):

@@ -346,10 +346,9 @@ def routes_table(app: Any) -> str:
         lines.append(f"mount {mount.prefix} -> {describe(mount.app)}")
     lines.append("")
     lines.append("middleware, in the order a request meets them:")
-    for position, (layer, options) in enumerate(app.middleware, 1):
-        args = ", ".join(f"{k}={v!r}" for k, v in options.items())
-        lines.append(f"  {position}. {getattr(layer, '__name__', layer)}({args})")
-    lines.append(f"  {len(app.middleware) + 1}. the app: routing and handlers")
+    from .middleware import describe_stack  # what runs, per layer (microweb/middleware)
+
+    lines += describe_stack(app.middleware)
     return "\n".join(lines)
 
 

@@ -197,7 +197,7 @@ class ErrorHandlers:
         else:
             self.by_class[key] = handler
 
-    def respond(self, req: Any, exc: BaseException) -> Any:
+    def respond(self, req: webob.Request, exc: BaseException) -> Any:
         """The WSGI response for `exc`, raised or returned while serving `req`."""
         accept = req.environ.get("HTTP_ACCEPT", "")
         if type(exc) is HTTPError and not (self.debug or self.by_status or self.by_class):
@@ -231,7 +231,7 @@ class ErrorHandlers:
             return debug_page.render(req, error, error.__cause__)
         return render(error, accept)
 
-    def _webob_exception(self, req: Any, exc: WSGIHTTPException) -> Any:
+    def _webob_exception(self, req: webob.Request, exc: WSGIHTTPException) -> Any:
         """WebOb's own HTTP exceptions are responses already; their headers are checked."""
         try:
             check_headers(exc.headerlist)
@@ -239,7 +239,7 @@ class ErrorHandlers:
             return render(self._internal_error(req, bad), req.environ.get("HTTP_ACCEPT", ""))
         return exc
 
-    def _internal_error(self, req: Any, exc: BaseException) -> HTTPError:
+    def _internal_error(self, req: webob.Request, exc: BaseException) -> HTTPError:
         """A 500 for an exception that is not an HTTPError; logged unless handled."""
         if not any(cls in self.by_class for cls in type(exc).__mro__):
             logger.error(
@@ -252,7 +252,7 @@ class ErrorHandlers:
         error.__cause__ = exc
         return error
 
-    def _store_error(self, req: Any, exc: StoreError) -> HTTPError:
+    def _store_error(self, req: webob.Request, exc: StoreError) -> HTTPError:
         """A 503 for a store outage; logged (without a traceback) unless handled."""
         if not any(cls in self.by_class for cls in type(exc).__mro__):
             # NOTE: a warning, not a traceback per request: during an outage every
@@ -265,7 +265,7 @@ class ErrorHandlers:
         return error
 
     def _call_handler(
-        self, handler: ErrorHandler, req: Any, argument: BaseException, error: HTTPError
+        self, handler: ErrorHandler, req: webob.Request, argument: BaseException, error: HTTPError
     ) -> Any:
         """The custom response, or the HTTPError to render when the handler fails."""
         try:

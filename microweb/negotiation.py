@@ -32,8 +32,8 @@ Usage::
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
+import webob
 from webob.acceptparse import Accept
 
 from .errors import HTTPError
@@ -41,7 +41,7 @@ from .errors import HTTPError
 VARY_ACCEPT = ("Vary", "Accept")
 
 
-def negotiate(req: Any, offers: Sequence[str]) -> str:
+def negotiate(req: webob.Request, offers: Sequence[str]) -> str:
     """The offer the client's ``Accept`` ranks highest, or `HTTPError` 406.
 
     `offers` are media types the handler can produce, best first

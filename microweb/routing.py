@@ -46,7 +46,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from .converters import Converter
@@ -61,6 +61,9 @@ from .route_templates import Route as Route
 from .route_templates import parse_template as parse_template
 from .types import Environ
 from .wsgi import Mount
+
+if TYPE_CHECKING:
+    from .request import Request
 
 Endpoint = Callable[..., Any]
 
@@ -314,38 +317,38 @@ def _allow(found: list[_Leaf]) -> str:
 # -- The miss endpoints. Each takes the request like a handler does. --------
 
 
-def mounted(req: Any, mount: Mount) -> Mount:
+def mounted(req: Request, mount: Mount) -> Mount:
     return mount  # a WSGI app: `to_response` passes it through.
 
 
-def not_found(req: Any) -> HTTPError:
+def not_found(req: Request) -> HTTPError:
     return HTTPError(404)
 
 
-def missing_host(req: Any) -> HTTPError:
+def missing_host(req: Request) -> HTTPError:
     return HTTPError(400, "HTTP/1.1 requests need a Host header.")
 
 
-def bad_path(req: Any) -> HTTPError:
+def bad_path(req: Request) -> HTTPError:
     return HTTPError(400, "The request path is not valid UTF-8.")
 
 
-def not_implemented(req: Any) -> HTTPError:
+def not_implemented(req: Request) -> HTTPError:
     # RFC 9110 §15.6.2: the method is not recognised for any resource.
     return HTTPError(501, "This method is not supported by the server.")
 
 
-def method_not_allowed(req: Any, allow: str) -> HTTPError:
+def method_not_allowed(req: Request, allow: str) -> HTTPError:
     # RFC 9110 §15.5.6: a 405 MUST carry Allow with the target's methods.
     return HTTPError(405, headers=[("Allow", allow)])
 
 
-def automatic_options(req: Any, allow: str) -> Reply:
+def automatic_options(req: Request, allow: str) -> Reply:
     # RFC 9110 §9.3.7: OPTIONS describes the resource; 204 has no body (§15.3.5).
     return Reply(204, [("Allow", allow)] if allow else [], b"")
 
 
-def redirect_to_other_slash(req: Any, path: str) -> Reply | HTTPError:
+def redirect_to_other_slash(req: Request, path: str) -> Reply | HTTPError:
     location = quote(req.script_name + path, safe=PATH_SAFE)
     # SECURITY: "//evil.example" or "/\\evil.example" in a Location is a
     # network-path reference to another host (an open redirect; WebOb

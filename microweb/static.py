@@ -40,15 +40,16 @@ import secrets
 import stat
 import time
 from collections.abc import Iterable, Iterator
-from email.utils import formatdate, mktime_tz, parsedate_tz
 from io import BufferedReader
 from typing import NamedTuple
+
+from .http import evaluate, http_date, parse_http_date
 
 # NOTE: ranges.py owns the Range header; "X as X" re-exports its two public
 # names for code that imports them from here, as it did before the split.
 from .ranges import MAX_RANGES as MAX_RANGES
 from .ranges import parse_range as parse_range
-from .response import PHRASES, status_line
+from .response import PHRASES, Reply, status_line
 from .types import Environ, Headers, StartResponse
 
 BLOCK_SIZE = 65_536  # bytes read (and sent) at a time for ranges
@@ -61,7 +62,6 @@ _WINDOWS_DEVICES = frozenset(
     | {f"{port}{n}" for port in ("COM", "LPT") for n in "0123456789¹²³"}
 )
 _ENCODED_SEPARATOR = re.compile(r"%(2f|5c)", re.IGNORECASE)
-_ENTITY_TAG = re.compile(r'(W/)?("[^"]*")')
 # RFC 9239: text/javascript is the one JavaScript type (Python 3.11 says application/...).
 _TYPE_OVERRIDES = {".js": "text/javascript", ".mjs": "text/javascript"}
 # NOTE: mimetypes calls "x.tar.gz" an x-tar with a gzip *encoding*. A file is sent
@@ -195,15 +195,16 @@ class StaticFiles:
         etag = f'"{size:x}-{st.st_mtime_ns:x}-{st.st_ino:x}"'
         headers: Headers = [
             ("ETag", etag),
-            ("Last-Modified", formatdate(mtime, usegmt=True)),  # RFC 9110 §8.8.2
+            ("Last-Modified", http_date(mtime)),  # RFC 9110 §8.8.2
             ("Cache-Control", self.cache_control),
         ]
-        # 4. Preconditions.
-        status = _preconditions(environ, etag, mtime)
-        if status:
+        # 4. Preconditions, in the order of RFC 9110 §13.2.2 (`http.evaluate`).
+        failure = evaluate(environ, etag, mtime)
+        if failure is not None:
             file.close()
             # RFC 9110 §15.4.5: a 304 carries the validators and Cache-Control of the 200.
-            return _send(environ, start_response, status, headers if status == 304 else [])
+            kept = headers if failure.status == 304 else []
+            return _send(environ, start_response, failure.status, kept)
         # 5. Range: defined for GET only (RFC 9110 §14.2); HEAD gets the 200's headers.
         content_type = guess_type(path)
         headers.append(("Accept-Ranges", "bytes"))  # RFC 9110 §14.3
@@ -298,23 +299,6 @@ def _open_regular_file(path: str) -> BufferedReader | None:
     return os.fdopen(fd, "rb")
 
 
-def _preconditions(environ: Environ, etag: str, mtime: int) -> int:
-    """RFC 9110 §13.2.2: 412, 304, or 0 to go on. A date is ignored if a tag is given."""
-    if_match = environ.get("HTTP_IF_MATCH")
-    if if_match is not None:
-        if not _etag_listed(if_match, etag, weak=False):  # §13.1.1: strong comparison
-            return 412
-    elif (date := _http_date(environ.get("HTTP_IF_UNMODIFIED_SINCE"))) is not None and mtime > date:
-        return 412  # §13.1.4
-    if_none_match = environ.get("HTTP_IF_NONE_MATCH")
-    if if_none_match is not None:
-        if _etag_listed(if_none_match, etag, weak=True):  # §13.1.2: weak comparison
-            return 304
-    elif (date := _http_date(environ.get("HTTP_IF_MODIFIED_SINCE"))) is not None and mtime <= date:
-        return 304  # §13.1.3
-    return 0
-
-
 def _if_range_holds(value: str | None, etag: str, mtime: int) -> bool:
     """RFC 9110 §13.1.5: may the Range be honoured? A stale validator means no (send 200)."""
     if value is None:
@@ -324,33 +308,13 @@ def _if_range_holds(value: str | None, etag: str, mtime: int) -> bool:
         return value == etag  # strong comparison: a weak tag never matches
     # §8.8.2.2: a date is a strong validator only if it is at least a second old
     # (two writes within the second it names would share it).
-    return _http_date(value) == mtime and mtime < int(time.time())
-
-
-def _etag_listed(header: str, etag: str, *, weak: bool) -> bool:
-    if header.strip(" \t") == "*":
-        return True
-    return any(tag == etag and (weak or not w) for w, tag in _ENTITY_TAG.findall(header))
-
-
-def _http_date(value: str | None) -> int | None:
-    """An HTTP-date (RFC 9110 §5.6.7) as a Unix time; None when absent or invalid."""
-    if value is None:
-        return None
-    try:
-        parsed = parsedate_tz(value)
-        return None if parsed is None else mktime_tz(parsed)
-    except (TypeError, ValueError, OverflowError, IndexError):
-        return None
+    return parse_http_date(value) == mtime and mtime < int(time.time())
 
 
 def _send(
     environ: Environ, start_response: StartResponse, status: int, headers: Headers
 ) -> Iterable[bytes]:
     """A response without the file: 204 or 304 with no body, or a 4xx with its reason phrase."""
-    body = b""
-    if status not in (204, 304):  # RFC 9110 §15.3.5, §15.4.5: these two never have content
-        body = f"{PHRASES[status]}\n".encode()
-        headers = [*headers, ("Content-Type", TEXT), ("Content-Length", str(len(body)))]
-    start_response(status_line(status), headers)
-    return [] if environ["REQUEST_METHOD"] == "HEAD" or not body else [body]
+    # RFC 9110 §15.3.5, §15.4.5: a 204 and a 304 never have content.
+    body = b"" if status in (204, 304) else f"{PHRASES[status]}\n".encode()
+    return Reply(status, headers, body, TEXT)(environ, start_response)

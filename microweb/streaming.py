@@ -45,6 +45,8 @@ from functools import cache
 from time import monotonic
 from typing import Any, TypeAlias
 
+import webob
+
 from .response import Stream
 from .types import Environ, StartResponse
 from .wsgi import close_quietly
@@ -126,7 +128,7 @@ def _retry_line(value: Any) -> str:
     return f"retry: {value}\n"
 
 
-def last_event_id(req: Any) -> str | None:
+def last_event_id(req: webob.Request) -> str | None:
     """The ``Last-Event-ID`` a reconnecting ``EventSource`` sent (§9.2.4), or None.
 
     The browser sends back the last id it saw, encoded as UTF-8. Anything

@@ -218,8 +218,11 @@ def attributes(set_cookie: str) -> dict[str, str]:
 
 def cookie_server_app() -> App:
     """gunicorn ``tests.sessions_app:cookie_server_app()``: CookieSessions, a test-only key."""
+    from microweb.middleware import RequestID, SecurityHeaders
     from microweb.sessions import CookieSessions
 
     app = session_app()
     app.use(CookieSessions, secret_keys=["test-only-key-" + "k" * 32], secure=False)
+    app.use(RequestID)
+    app.use(SecurityHeaders)
     return app

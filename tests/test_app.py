@@ -37,7 +37,7 @@ def test_the_handler_gets_a_microweb_request_bound_to_the_app() -> None:
         return req.url_for("r", id=id + 1)
 
     assert Client(app).get("/r/1").text == "/r/2"
-    assert isinstance(seen[0], Request) and seen[0].app is app
+    assert isinstance(seen[0], Request) and seen[0].config is app.request_config
 
 
 def test_rfc9112_3_2_http11_request_without_host_is_400() -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from microweb import App, Request
+from microweb import App, Request, Response
 from microweb.middleware import HookChain, Middleware, build_stack
 from microweb.response import Reply
 from microweb.testing import Client
@@ -249,29 +249,45 @@ def test_fetch_cors_preflight_grants_route_methods_through_other_middleware() ->
     assert "PUT" in response.headers["Access-Control-Allow-Methods"]
 
 
-# -- HeaderGroup: hooks that only add headers share one pass ---------------------------
+# -- Middleware run as written: their own `before`/`after`, in an App and alone -------
 
 
-def replying(headers: Headers) -> WSGIApp:
-    """A plain WSGI app answering 200 with `headers` (and the app's own Content-Type)."""
-
-    def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        start_response("200 OK", [("Content-Type", "text/plain"), *headers])
-        return [b"ok"]
-
-    return app
+def bare_app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2")])
+    return [b"ok"]
 
 
-def header_stack(**cors: Any) -> list[tuple[Any, dict[str, Any]]]:
-    from microweb.middleware import CORS, ProxyFix, RequestID, SecurityHeaders, TrustedHost
+@pytest.mark.parametrize("inside_an_app", [True, False], ids=["in-an-app", "around-plain-wsgi"])
+def test_each_layers_own_after_runs_on_an_ordinary_request(
+    monkeypatch: pytest.MonkeyPatch, inside_an_app: bool
+) -> None:
+    """A spy (a breakpoint's stand-in) on CORS.after, SecurityHeaders.after and
+    RequestID.after is hit once per request, inside an App and around any WSGI app."""
+    from microweb.middleware import CORS, RequestID, SecurityHeaders
 
-    return [
-        (ProxyFix, {"x_for": 1, "x_proto": 1}),
-        (RequestID, {}),
-        (SecurityHeaders, {}),
-        (TrustedHost, {"allowed_hosts": ["127.0.0.1"]}),
-        (CORS, {"allow_origins": ["https://app.example"], **cors}),
-    ]
+    calls: list[str] = []
+    for kind in (CORS, SecurityHeaders, RequestID):
+        original = kind.after
+
+        def spy(self: Any, environ: Environ, status: str, headers: Headers,
+                original: Any = original) -> None:  # fmt: skip
+            calls.append(type(self).__name__)
+            original(self, environ, status, headers)
+
+        monkeypatch.setattr(kind, "after", spy)
+    specs: list[tuple[Any, dict[str, Any]]] = [
+        (RequestID, {}), (SecurityHeaders, {}), (CORS, {"allow_origins": ["https://a.example"]})
+    ]  # fmt: skip
+    if inside_an_app:
+        app: WSGIApp = make_app()
+        for layer, options in specs:
+            app.use(layer, **options)  # type: ignore[attr-defined]
+    else:
+        app = nested_specs(bare_app, specs)
+    response = Client(app).get("/x", headers={"Origin": "https://a.example"})
+    assert calls == ["CORS", "SecurityHeaders", "RequestID"]  # innermost first
+    assert response.headers["Access-Control-Allow-Origin"] == "https://a.example"
+    assert response.headers["X-Request-ID"] and response.headers["X-Frame-Options"] == "DENY"
 
 
 def nested_specs(app: WSGIApp, specs: list[tuple[Any, dict[str, Any]]]) -> WSGIApp:
@@ -280,96 +296,157 @@ def nested_specs(app: WSGIApp, specs: list[tuple[Any, dict[str, Any]]]) -> WSGIA
     return app
 
 
-APP_HEADERS = [
-    pytest.param([], id="none-of-theirs"),
-    pytest.param([("Vary", "Accept")], id="app-vary"),
-    pytest.param([("vary", "origin")], id="app-vary-origin-lowercase"),
-    pytest.param([("X-Request-ID", "app-own")], id="app-request-id"),
-    pytest.param([("Content-Security-Policy", "default-src *")], id="app-csp"),
-    pytest.param([("X-FRAME-OPTIONS", "SAMEORIGIN"), ("Vary", "*")], id="app-frame-and-vary-star"),
-    pytest.param([("Access-Control-Allow-Origin", "https://other.example")], id="app-grant"),
-]
-REQUESTS = [
-    pytest.param({}, id="no-origin"),
-    pytest.param({"HTTP_ORIGIN": "https://app.example"}, id="allowed-origin"),
-    pytest.param({"HTTP_ORIGIN": "https://evil.example"}, id="other-origin"),
-    pytest.param({"HTTP_X_FORWARDED_PROTO": "https"}, id="https"),
-    pytest.param({"HTTP_ORIGIN": "https://app.example", "wsgi.url_scheme": "https"}, id="both"),
-]
-CORS_OPTIONS = [
-    pytest.param({}, id="cors-default"),
-    pytest.param({"allow_credentials": True, "expose_headers": ["X-Total"]}, id="cors-credentials"),
-    pytest.param({"allow_origins": "*"}, id="cors-any-origin"),
-]
+# -- The order: the user places their own middleware --------------------------------
 
 
-@pytest.mark.parametrize("cors", CORS_OPTIONS)
-@pytest.mark.parametrize("extra", REQUESTS)
-@pytest.mark.parametrize("app_headers", APP_HEADERS)
-def test_header_group_gives_exactly_the_headers_of_nested_calls(
-    app_headers: Headers, extra: dict[str, str], cors: dict[str, Any]
-) -> None:
-    """CORS, SecurityHeaders and RequestID as one `HeaderGroup`: same headers, same order."""
-    from wsgi_call import call
+class Seen(Middleware):
+    """Records the client address it sees (a logging or metrics layer)."""
 
-    from microweb.middleware import HeaderGroup
+    def __init__(self, app: WSGIApp, into: list[str | None]) -> None:
+        super().__init__(app)
+        self.into = into
 
-    specs = header_stack(**cors)
-    chain = build_stack(replying(app_headers), specs)
-    assert isinstance(chain, HookChain)
-    (group,) = chain.afters_upto[-1]  # the three `after` hooks, as one step
-    assert isinstance(group.__self__, HeaderGroup)
-    extra = {"HTTP_X_REQUEST_ID": "req-1", **extra}
-    by_group = call(chain, **extra)
-    by_nesting = call(nested_specs(replying(app_headers), specs), **extra)
-    assert by_group.status == by_nesting.status == "200 OK"
-    assert by_group.headers == by_nesting.headers
-
-
-class Overlapping(Middleware):
-    """Adds ``Vary: Origin`` too, so it must see what CORS added: not grouped with it."""
-
-    after_fields = frozenset({"vary"})
-
-    def added_headers(self, environ: Environ) -> Headers:
-        return [("Vary", "Origin")]
-
-    def after(self, environ: Environ, status: str, headers: Headers) -> None:
-        from microweb.middleware.base import add_vary
-
-        add_vary(headers, "Origin")
-
-
-class Reworded(Overlapping):
-    """Changes `after` without `added_headers`: it promised nothing, so it is not grouped."""
-
-    after_fields = frozenset({"x-other"})
-
-    def after(self, environ: Environ, status: str, headers: Headers) -> None:
-        headers.append(("X-Other", "1"))
+    def before(self, environ: Environ) -> WSGIApp | None:
+        self.into.append(environ.get("REMOTE_ADDR"))
+        return None
 
 
 @pytest.mark.parametrize(
-    ("specs", "steps"),
+    ("placement", "seen"),
     [
-        pytest.param(header_stack(), ["HeaderGroup"], id="three-adders-one-group"),
-        pytest.param([*header_stack()[:3], (Tag, {"name": "t"}), *header_stack()[3:]],
-                     ["CORS", "Tag", "HeaderGroup"], id="another-hook-splits-the-run"),
-        pytest.param([(Overlapping, {}), *header_stack()],
-                     ["HeaderGroup", "Overlapping"], id="overlapping-fields-not-grouped"),
-        pytest.param([(Reworded, {}), *header_stack()],
-                     ["HeaderGroup", "Reworded"], id="after-without-added-headers"),
+        pytest.param({"position": "outermost"}, "10.0.0.1", id="outermost-sees-the-peer"),
+        pytest.param({}, "203.0.113.9", id="innermost-by-default"),
+        pytest.param({"after": "ProxyFix"}, "203.0.113.9", id="after-proxy-fix"),
+        pytest.param({"before": "ProxyFix"}, "10.0.0.1", id="before-proxy-fix"),
+    ],
+)
+def test_user_middleware_placed_outermost_sees_the_original_remote_addr(
+    placement: dict[str, str], seen: str
+) -> None:
+    from microweb import middleware
+
+    app = make_app()
+    app.use(middleware.ProxyFix, x_for=1)
+    addresses: list[str | None] = []
+    where = {key: getattr(middleware, value, value) for key, value in placement.items()}
+    app.use(Seen, into=addresses, **where)
+    app.use(middleware.RequestID)
+    Client(app, extra_environ={"REMOTE_ADDR": "10.0.0.1"}).get(
+        "/x", headers={"X-Forwarded-For": "203.0.113.9"}
+    )
+    assert addresses == [seen]
+
+
+def test_placement_in_stack_order_ties_keep_the_order_added() -> None:
+    from microweb.middleware import CORS, ProxyFix, RequestID
+
+    app = make_app()
+    app.use(CORS, allow_origins=["https://a.example"])
+    app.use(Tag, name="inner")
+    app.use(Tag, name="outer", position="outermost")
+    app.use(Tag, name="before-cors", before=CORS)
+    app.use(Tag, name="after-proxy", after=ProxyFix)
+    app.use(RequestID)
+    app.use(ProxyFix)
+    names = [options.get("name", layer.__name__) for layer, options in app.middleware]
+    assert names == [
+        "outer", "ProxyFix", "after-proxy", "RequestID", "before-cors", "CORS", "inner"
+    ]  # fmt: skip
+    response = Client(app).get("/x")
+    assert response.json == {"trail": ["outer", "after-proxy", "before-cors", "inner"]}
+
+
+@pytest.mark.parametrize(
+    ("placement", "message"),
+    [
+        pytest.param({"position": "outermost"}, "CookieSessions cannot be moved: it runs after "
+                     "CrossOriginProtection and before GZip", id="sessions-outside-cors"),
+        pytest.param({"before": Tag}, "name a built-in middleware", id="anchor-not-built-in"),
+        pytest.param({"position": "middle"}, "'outermost' or 'innermost'", id="bad-position"),
     ],
 )  # fmt: skip
-def test_which_after_hooks_are_grouped(
-    specs: list[tuple[Any, dict[str, Any]]], steps: list[str]
-) -> None:
-    chain = build_stack(replying([]), specs)
-    assert isinstance(chain, HookChain)
-    names = [type(step.__self__).__name__ for step in chain.afters_upto[-1]]
-    assert names == steps
-    from wsgi_call import call
+def test_a_misplacement_is_refused_with_a_reason(placement: dict[str, Any], message: str) -> None:
+    from microweb.sessions import CookieSessions
 
-    extra = {"HTTP_X_REQUEST_ID": "req-1", "HTTP_ORIGIN": "https://app.example"}
-    by_chain = call(chain, **extra)
-    assert by_chain.headers == call(nested_specs(replying([]), specs), **extra).headers
+    app = make_app()
+    layer: Any = CookieSessions if "CookieSessions" in message else Tag
+    with pytest.raises(ValueError, match=message):
+        app.use(layer, secret_keys=["k" * 32], **placement)
+    assert app.middleware == []
+
+
+def test_describe_stack_says_what_runs_in_order() -> None:
+    from microweb.cli import routes_table
+
+    app = default_stack_app()
+    app.use(Plain, position="outermost")
+    table = routes_table(app)
+    assert "  1. Plain()  runs: Plain.__call__, a WSGI layer around everything below" in table
+    assert "2. ProxyFix(x_for=1, x_proto=1)  runs: ProxyFix.before\n" in table
+    assert "runs: RequestID.before + RequestID.after" in table
+    assert "CookieSessions(secret_keys=<hidden>)  runs: SessionMiddleware.before + Session" in table
+    assert table.rstrip().endswith("15. the app: App.dispatch (routing, handler, errors)")
+
+
+# -- Errors from a layer go through the app's error handlers ------------------------
+
+
+class Failing(Middleware):
+    def __init__(self, app: WSGIApp, where: str) -> None:
+        super().__init__(app)
+        self.where = where
+
+    def before(self, environ: Environ) -> WSGIApp | None:
+        if self.where == "before":
+            raise LookupError("before failed")
+        return None
+
+    def after(self, environ: Environ, status: str, headers: Headers) -> None:
+        if self.where == "after":
+            raise LookupError("after failed")
+        headers.append(("X-Failing", "passed"))
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_a_hook_that_raises_is_the_apps_error_response_through_the_outer_layers(
+    where: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from microweb.middleware import RequestID
+
+    app = make_app()
+    app.use(Tag, name="inner")
+    app.use(Failing, where=where, after=RequestID)
+    app.use(Tag, name="outer", position="outermost")
+    app.use(RequestID)
+    handled: list[BaseException] = []
+
+    @app.errorhandler(LookupError)
+    def lookup(req: Request, error: BaseException) -> Any:
+        handled.append(error)
+        return Response.json({"failed": str(error)}, status=503)
+
+    response = Client(app).get("/x", status=503)
+    assert response.json == {"failed": f"{where} failed"}
+    # The layers outside the failing one add their headers; it and those inside do not.
+    assert response.headers.getall("X-Trail") == ["outer"]
+    assert response.headers["X-Request-ID"]
+    assert "X-Failing" not in response.headers
+    assert len(handled) == 1
+
+
+def test_an_unhandled_hook_error_is_a_logged_500_naming_the_layer(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = make_app()
+    app.use(Failing, where="after")
+    response = Client(app).get("/x", status=500)
+    assert response.content_type == "application/problem+json"
+    assert "raised in Failing.after, on a 200 OK response" in caplog.text
+
+
+def test_without_an_app_the_hooks_exception_goes_on() -> None:
+    with pytest.raises(LookupError, match="after failed"):
+        Client(Failing(bare_app, where="after")).get("/")
+    chain = build_stack(bare_app, [(Tag, {"name": "t"}), (Failing, {"where": "after"})])
+    with pytest.raises(LookupError, match="after failed"):
+        Client(chain).get("/")

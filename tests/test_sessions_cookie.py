@@ -450,10 +450,18 @@ def test_nested_changes_need_modified_true(query: str, saved: bool) -> None:
 # -- Errors ----------------------------------------------------------------------------
 
 
-def test_a_session_too_large_for_a_cookie_is_a_clear_error() -> None:
+def test_a_session_too_large_for_a_cookie_is_a_clear_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Raised in `after`, before the status is sent: the app's error response (a 500),
+    and the log names the error and the layer."""
     app = cookie_app()
-    with pytest.raises(SessionTooLarge, match=f"{MAX_COOKIE_SIZE}-byte limit"):
-        send(app, "POST", "/big/3200")
+    response = send(app, "POST", "/big/3200", status=500)
+    assert response.content_type == "application/problem+json"
+    assert "Set-Cookie" not in response.headers
+    assert f"{MAX_COOKIE_SIZE}-byte limit" in caplog.text
+    assert SessionTooLarge.__name__ in caplog.text
+    assert "raised in CookieSessions.after" in caplog.text
 
 
 def test_the_largest_session_that_fits_is_accepted() -> None:
@@ -466,8 +474,8 @@ def test_the_largest_session_that_fits_is_accepted() -> None:
     )
     cookie = new_cookie(send(app, "POST", f"/big/{size}"))
     assert cookie and len("session=") + len(cookie) <= MAX_COOKIE_SIZE
-    with pytest.raises(SessionTooLarge):
-        send(app, "POST", f"/big/{size + 3}")  # base64: 3 bytes, 4 characters
+    too_large = send(app, "POST", f"/big/{size + 3}", status=500)  # base64: 3 bytes, 4 chars
+    assert "Set-Cookie" not in too_large.headers
 
 
 def _would_be_cookie(size: int) -> str:
@@ -482,17 +490,26 @@ def _would_be_cookie(size: int) -> str:
 def test_under_gunicorn_a_session_too_large_is_a_500_and_the_worker_lives_on(
     gunicorn_server: Any,
 ) -> None:
-    """DESIGN: raised from the middleware's `after`, it reaches gunicorn: logged, 500."""
+    """DESIGN: raised from the middleware's `after`, before the status reached gunicorn:
+    the app's own error response (problem+json, RFC 9457), not gunicorn's bare 500,
+    through the layers outside sessions (RequestID, SecurityHeaders)."""
     url = gunicorn_server("tests.sessions_app:cookie_server_app()", workers=1)
-    assert fetch(url, "POST", "/big/5000").status == 500
+    too_large = fetch(url, "POST", "/big/5000")
+    assert too_large.status == 500
+    assert too_large.headers["Content-Type"] == "application/problem+json"
+    assert json.loads(too_large.body) == {
+        "type": "about:blank", "title": "Internal Server Error", "status": 500
+    }
+    assert too_large.headers["X-Request-ID"] and too_large.headers["X-Content-Type-Options"]
+    assert "Set-Cookie" not in too_large.headers
     fine = fetch(url, "POST", "/big/10")
     assert fine.status == 200
     assert fine.headers["Set-Cookie"].startswith("session=")
 
 
-def test_a_value_that_is_not_json_is_a_clear_error() -> None:
-    with pytest.raises(TypeError, match="JSON values only"):
-        send(cookie_app(), "POST", "/not-json")
+def test_a_value_that_is_not_json_is_a_clear_error(caplog: pytest.LogCaptureFixture) -> None:
+    send(cookie_app(), "POST", "/not-json", status=500)
+    assert "JSON values only" in caplog.text
 
 
 def test_a_handler_error_is_a_500_and_the_session_is_still_saved() -> None:

@@ -34,9 +34,7 @@ def describe(req: Request) -> dict[str, Any]:
 
 
 def make_app(max_body_size: int = 1_048_576, limits: FormLimits | None = None) -> App:
-    app = App(max_body_size=max_body_size)
-    if limits is not None:
-        app.form_limits = limits  # type: ignore[attr-defined]  # read with getattr
+    app = App(max_body_size=max_body_size, form_limits=limits)
 
     @app.post("/upload")
     def upload(req: Request) -> dict[str, Any]:

@@ -54,7 +54,7 @@ from typing import Any
 
 from examples.accounts import build_app, setting
 from microweb import App, Request
-from microweb.middleware.base import Middleware
+from microweb.middleware import Middleware
 from microweb.middleware.idempotency import Idempotency
 from microweb.middleware.rate_limit import RateLimit
 from microweb.stores import RedisStore

@@ -1,10 +1,20 @@
-"""The middleware stack: which middleware exist, and the one order they run in.
+"""The middleware stack: which middleware exist, the order they run in, and the loop
+that runs them.
 
-``app.use(Name, **options)`` adds a middleware; wherever the call is
-written, it takes its place in `ORDER`, which a request meets top to bottom
-(a response, bottom to top). Middleware that are not microweb's (any WSGI
-wrapper) go inside the built-in ones, closest to the app, in the order
-they were added. ``microweb routes module:app`` prints the resulting stack.
+``app.use(Name, **options)`` adds a middleware. microweb's own take their
+place in `ORDER`, wherever the call is written: a request meets them top to
+bottom (a response, bottom to top). Your own middleware go where you say::
+
+    app.use(Metrics, position="outermost")   # before everything, even ProxyFix
+    app.use(Audit, before=CrossOriginProtection)
+    app.use(Tracing, after=ProxyFix)         # sees the client address ProxyFix set
+    app.use(Timing)                          # default: innermost, next to the app
+
+``before=``/``after=`` name a built-in, in request order (``before=CORS``
+runs just outside CORS); several at one place run in the order added.
+Moving a built-in is refused with a `ValueError`: each place below has a
+security reason. ``microweb routes module:app`` prints the result and what
+each layer runs (`describe_stack`).
 
 The order, and why:
 
@@ -54,15 +64,21 @@ The order, and why:
 BodyLimit, GZip, ETag and Idempotency handle a body, so they are plain WSGI
 layers, not hooks.
 
-Inside an `App`, each run of consecutive `Middleware` subclasses runs as a
-`HookChain` (other middleware, such as those that wrap the body, stay plain
-WSGI layers between chains): the hooks are called in a loop from one frame,
-with one ``start_response`` wrapper for all of them. It behaves exactly like the
-nested WSGI calls (an early answer from layer *n* is seen by the `after`
-hooks of layers 1..n-1 only), at a fraction of the cost. Neighbouring
-`after` hooks that only add headers the response lacks (SecurityHeaders,
-CORS, RequestID: see `Middleware.added_headers`) run as one `HeaderGroup`,
-with one pass over the response headers for all of them.
+How the stack runs (`build_stack`): each run of consecutive `Middleware`
+is one `HookChain`, which calls the layers' own `before` methods in a loop,
+then the app, and their own `after` methods, innermost first, from one
+``start_response`` wrapper (`run_afters`). That is exactly what the nested
+calls of ``Middleware.__call__`` do (an early answer from layer *n* is seen
+by the `after` of layers 1..n-1 only), without a frame and a closure per
+layer. Other middleware are plain WSGI layers between chains.
+
+When a hook raises inside an `App` (a `before`, or an `after` before the
+status reached the server, such as `SessionTooLarge`), the chain answers
+with the app's error response (`App.error_response`, through its
+``ErrorHandlers``), passed through the `after` hooks of the layers outside
+the one that failed. The exception carries a note naming the layer
+(``raised in CookieSessions.after``), which the log shows; when it is too
+late (the status was sent) the server logs it, note included.
 """
 
 from __future__ import annotations
@@ -71,9 +87,9 @@ from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from typing import Any, cast
 
+from ..layer import Middleware, overrides
 from ..sessions.session import SessionMiddleware
 from ..types import Environ, Headers, StartResponse, WSGIApp
-from .base import Middleware, adds_headers_only, overrides
 from .body_limit import BodyLimit
 from .cors import CORS
 from .csrf import CrossOriginProtection, csrf_exempt
@@ -105,83 +121,183 @@ ORDER: tuple[type, ...] = (
 )
 
 LayerSpec = tuple[Callable[..., WSGIApp], dict[str, Any]]
+#: What an `App` answers an exception with: ``on_error(environ, exc)`` -> a WSGI app.
+ErrorResponder = Callable[[Environ, BaseException], WSGIApp]
+PLACES = ("outermost", "innermost")
 
 
-def position(layer: Callable[..., WSGIApp]) -> int:
-    """Where a middleware class goes in the stack; other middleware go innermost."""
+def builtin_index(layer: Callable[..., WSGIApp]) -> int | None:
+    """Where a built-in middleware class (or a subclass of one) is in `ORDER`; else None."""
     for index, known in enumerate(ORDER):
         if isinstance(layer, type) and issubclass(layer, known):
             return index
-    return len(ORDER)
+    return None
 
 
-def ordered(specs: Sequence[LayerSpec]) -> list[LayerSpec]:
-    """`specs` in stack order, outermost first (stable for unknown middleware)."""
-    return sorted(specs, key=lambda spec: position(spec[0]))
+def slot(
+    layer: Callable[..., WSGIApp],
+    position: str | None = None,
+    before: type | None = None,
+    after: type | None = None,
+) -> int:
+    """The sort key of a middleware in the stack (smaller is outer; ties keep the order added).
+
+    Built-in number i of `ORDER` is at 2i+1; ``before=``/``after=`` it, at
+    2i and 2i+2; ``"outermost"`` at -1; ``"innermost"`` (the default for
+    your own) after all of them.
+    """
+    chosen = [choice for choice in (position, before, after) if choice is not None]
+    index = builtin_index(layer)
+    name = getattr(layer, "__name__", repr(layer))
+    if index is not None:
+        if chosen:
+            outer = ORDER[index - 1].__name__ if index else "nothing"
+            inner = ORDER[index + 1].__name__ if index + 1 < len(ORDER) else "the app"
+            raise ValueError(
+                f"{name} cannot be moved: it runs after {outer} and before {inner}, for "
+                "the security reasons listed in microweb.middleware.ORDER (docs/middleware.md)"
+            )
+        return 2 * index + 1
+    if len(chosen) > 1:
+        raise ValueError(f"app.use({name}, ...): give one of position=, before= or after=")
+    if before is not None or after is not None:
+        anchor = cast(type, before or after)
+        anchor_index = builtin_index(anchor)
+        if anchor_index is None:
+            known = ", ".join(kind.__name__ for kind in ORDER)
+            raise ValueError(f"before=/after= name a built-in middleware ({known}), not {anchor!r}")
+        return 2 * anchor_index + (0 if before is not None else 2)
+    if position not in (None, *PLACES):
+        raise ValueError(f"position is 'outermost' or 'innermost', not {position!r}")
+    return -1 if position == "outermost" else 2 * len(ORDER) + 1
 
 
 def is_hook_layer(layer: Callable[..., WSGIApp]) -> bool:
     return isinstance(layer, type) and issubclass(layer, Middleware)
 
 
-def build_stack(app: WSGIApp, specs: Sequence[LayerSpec]) -> WSGIApp:
-    """Wrap `app` in the middleware `specs` (already in stack order, outermost first).
+def build_stack(
+    app: WSGIApp, specs: Sequence[LayerSpec], on_error: ErrorResponder | None = None
+) -> WSGIApp:
+    """Wrap `app` in the middleware `specs` (in stack order, outermost first).
 
     Runs of consecutive `Middleware` become one `HookChain` each; any other
     middleware (one that wraps the body, or is not microweb's) is a plain
-    WSGI layer between them.
+    WSGI layer between them. `on_error` (an App's) answers what a hook raises.
     """
     inner: WSGIApp = app
     run: list[Middleware] = []  # hook layers (innermost last) not yet chained around `inner`
     for layer, options in reversed(specs):
         if is_hook_layer(layer):
             # Built around the next layer in, so it also works called on its own.
-            hook = layer(run[0] if run else inner, **options)
-            run.insert(0, cast(Middleware, hook))
+            run.insert(0, cast(Middleware, layer(run[0] if run else inner, **options)))
             continue
         if run:  # a plain layer: the hooks inside it become one chain first
-            inner, run = HookChain(inner, run), []
+            inner, run = HookChain(inner, run, on_error), []
         inner = layer(inner, **options)
-    return HookChain(inner, run) if run else inner
+    return HookChain(inner, run, on_error) if run else inner
+
+
+def describe_stack(specs: Sequence[LayerSpec]) -> list[str]:
+    """What runs for a request, in order: one line per layer, then the app.
+
+    The rule of `build_stack`: a `Middleware` runs its own `before` and
+    `after` (those its class defines, named where they are written) from a
+    `HookChain`; anything else is called as a WSGI app. Secrets are hidden.
+    """
+    lines = []
+    for number, (layer, options) in enumerate(specs, 1):
+        args = ", ".join(
+            f"{key}=<hidden>" if "secret" in key else f"{key}={value!r}"
+            for key, value in options.items()
+        )
+        name = getattr(layer, "__name__", repr(layer))
+        if is_hook_layer(layer):
+            hooks = [getattr(layer, hook) for hook in ("before", "after")]
+            no_ops = (Middleware.before, Middleware.after)
+            runs = " + ".join(hook.__qualname__ for hook in hooks if hook not in no_ops)
+        else:
+            runs = f"{name}.__call__, a WSGI layer around everything below"
+        lines.append(f"  {number}. {name}({args})  runs: {runs or 'nothing'}")
+    lines.append(f"  {len(specs) + 1}. the app: App.dispatch (routing, handler, errors)")
+    return lines
 
 
 class HookChain:
-    """Run a stack of `Middleware` as hooks: one frame instead of one per layer."""
+    """Run a stack of `Middleware` by calling their hooks: one frame instead of one per layer."""
 
-    def __init__(self, app: WSGIApp, layers: list[Middleware]) -> None:
+    def __init__(
+        self, app: WSGIApp, layers: list[Middleware], on_error: ErrorResponder | None = None
+    ) -> None:
         self.app = app
         self.layers = layers
+        self.on_error = on_error
         # PERF: bound methods of the layers that define each hook, computed once.
         self.befores = [
             (i, layer.before) for i, layer in enumerate(layers) if overrides(layer, "before")
         ]
         # afters_upto[i]: the `after` hooks of layers[:i], innermost first, which
-        # is the order nested WSGI calls would run them in; neighbours that only
-        # add headers share one `HeaderGroup`.
+        # is the order nested WSGI calls run them in.
         self.afters_upto = [
-            after_steps([layer for layer in reversed(layers[:i]) if overrides(layer, "after")])
+            tuple(layer.after for layer in reversed(layers[:i]) if overrides(layer, "after"))
             for i in range(len(layers) + 1)
         ]
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        answer, depth = self.app, len(self.layers)
-        for index, before in self.befores:
-            early = before(environ)
-            if early is not None:
-                answer, depth = early, index
-                break
-        afters = self.afters_upto[depth]
-        if not afters:
-            return answer(environ, start_response)
-        # PERF: a partial (built in C) rather than a closure per request.
-        return answer(environ, partial(run_afters, afters, environ, start_response))
+        answer, depth, index = self.app, len(self.layers), 0
+        try:
+            for index, before in self.befores:
+                early = before(environ)
+                if early is not None:
+                    answer, depth = early, index
+                    break
+            index = depth  # the `before` hooks are done: the answer runs
+            afters = self.afters_upto[depth]
+            if not afters:
+                return answer(environ, start_response)
+            # PERF: a partial (built in C) rather than a closure per request.
+            return answer(environ, partial(run_afters, afters, environ, start_response))
+        except Exception as exc:
+            return self.recover(environ, start_response, exc, index)
+
+    def recover(
+        self, environ: Environ, start_response: StartResponse, exc: Exception, index: int
+    ) -> Iterable[bytes]:
+        """Layer `index` (or whatever runs inside the chain) raised: answer with the app's
+        error response, through the `after` hooks of the layers outside it.
+
+        An `after` that raised comes as `AfterFailed`, naming its layer. Without
+        an App (`on_error` None) the exception goes on, and so does the failure
+        of an `after` of another chain's layer (that chain answers it).
+        """
+        cause: BaseException = exc
+        if isinstance(exc, AfterFailed):
+            cause = cast(BaseException, exc.__cause__)
+            if self.on_error is not None and exc.layer not in self.layers:
+                raise exc
+            index = self.layers.index(exc.layer) if self.on_error is not None else index
+        if self.on_error is None:
+            raise cause
+        answer = self.on_error(environ, cause)
+        info = (type(cause), cause, cause.__traceback__)
+
+        # PEP 3333: with exc_info, a server replaces a status it has not sent yet.
+        def start(status: str, headers: Headers, exc_info: Any = None) -> Any:
+            return start_response(status, headers, info)
+
+        return answer(environ, partial(run_afters, self.afters_upto[index], environ, start))
 
 
-AfterHook = Callable[[Environ, str, Headers], None]
+class AfterFailed(Exception):
+    """`layer`'s `after` raised (the exception is the `__cause__`)."""
+
+    def __init__(self, layer: Middleware) -> None:
+        super().__init__(f"{type(layer).__name__}.after raised")
+        self.layer = layer
 
 
 def run_afters(
-    afters: Sequence[AfterHook],
+    afters: Sequence[Callable[[Environ, str, Headers], None]],
     environ: Environ,
     start_response: StartResponse,
     status: str,
@@ -190,59 +306,13 @@ def run_afters(
 ) -> Any:
     """The ``start_response`` a `HookChain` hands the app: the `after` hooks, then the server's."""
     for after in afters:
-        after(environ, status, headers)
+        try:
+            after(environ, status, headers)
+        except Exception as exc:
+            layer = cast(Middleware, getattr(after, "__self__"))  # noqa: B009
+            exc.add_note(f"raised in {type(layer).__name__}.after, on a {status} response")
+            raise AfterFailed(layer) from exc
     return start_response(status, headers, exc_info)
-
-
-def after_steps(layers: list[Middleware]) -> tuple[AfterHook, ...]:
-    """The `after` hooks of `layers` (innermost first), neighbours grouped where they can be.
-
-    A run of layers that only add headers (`adds_headers_only`), whose
-    `after_fields` do not overlap (so none of them can see what another
-    added), becomes one `HeaderGroup`; every other layer is its own step.
-    """
-    runs: list[list[Middleware]] = []
-    for layer in layers:
-        run = runs[-1] if runs else []
-        if (
-            adds_headers_only(layer)
-            and run
-            and adds_headers_only(run[0])
-            and not any(layer.after_fields & other.after_fields for other in run)
-        ):
-            run.append(layer)
-        else:
-            runs.append([layer])
-    return tuple(HeaderGroup(run).after if len(run) > 1 else run[0].after for run in runs)
-
-
-class HeaderGroup:
-    """The `after` hooks of neighbouring layers that only add headers, run as one.
-
-    PERF: each of these hooks first scans the response headers for the ones
-    it would add (the app's own value wins, or is replaced, or is merged).
-    On most responses none is there: then one scan for all of them, and one
-    `extend` per layer, do the same work. Measured on bench/'s hello (two
-    headers from the app), the ``start_response`` wrapper with the `after`
-    hooks of CORS, SecurityHeaders and RequestID: 2.3 µs as three hooks,
-    1.15 µs as a group. When the response has any of their fields, each
-    layer's own `after` runs, in the same order, as without the group.
-    """
-
-    def __init__(self, layers: list[Middleware]) -> None:
-        self.layers = layers  # innermost first
-        self.fields = frozenset().union(*(layer.after_fields for layer in layers))
-        self.added = tuple(layer.added_headers for layer in layers)
-
-    def after(self, environ: Environ, status: str, headers: Headers) -> None:
-        fields = self.fields
-        for name, _ in headers:  # PERF: `has_any`, inlined (one frame less)
-            if name.lower() in fields:
-                for layer in self.layers:
-                    layer.after(environ, status, headers)
-                return
-        for added in self.added:
-            headers.extend(added(environ))
 
 
 __all__ = [
@@ -264,6 +334,6 @@ __all__ = [
     "TrustedHost",
     "build_stack",
     "csrf_exempt",
-    "ordered",
-    "position",
+    "describe_stack",
+    "slot",
 ]

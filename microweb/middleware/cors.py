@@ -44,12 +44,12 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from ..http import DEFAULT_PORTS, TOKEN, add_vary, has_any
+from ..layer import Middleware
+from ..response import Reply
 from ..routing import RouteTable, automatic_options
-from ..types import Environ, Headers, StartResponse, WSGIApp
-from .base import Middleware, add_vary, has_any
+from ..types import Environ, Headers, WSGIApp
 
-# RFC 9110 §5.6.2: methods and header names are tokens.
-_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 # Fetch §3.2: an Origin as browsers serialize it: lowercase scheme and host
 # (IDNs in punycode), no default port, nothing after the port.
 _SERIALIZED = re.compile(r"[a-z][a-z0-9+.-]*://(?:[a-z0-9_.-]+|\[[0-9a-f:.]+\])(?::[0-9]{1,5})?")
@@ -57,7 +57,6 @@ _SERIALIZED = re.compile(r"[a-z][a-z0-9+.-]*://(?:[a-z0-9_.-]+|\[[0-9a-f:.]+\])(
 _ORIGIN = re.compile(
     r"([a-z][a-z0-9+.-]*://(?:[a-z0-9_.-]+|\[[0-9a-f:.]+\]))(?::([0-9]*))?", re.I | re.A
 )
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 # Fetch §2.2.1: CORS-safelisted methods, which need no grant (§4.8).
 SAFELISTED_METHODS = frozenset({"GET", "HEAD", "POST"})
 # The Allow-Methods of an app whose routes we cannot see: the safelisted ones.
@@ -82,7 +81,7 @@ def normalize_origin(text: str) -> str:
     origin, port = match.group(1).lower(), match.group(2)
     if port and not 0 < int(port) < 65536:
         raise ValueError(f"origin {text!r}: the port is out of range")
-    if port and int(port) != _DEFAULT_PORTS.get(origin.partition(":")[0]):
+    if port and str(int(port)) != DEFAULT_PORTS.get(origin.partition(":")[0]):
         origin += f":{int(port)}"
     return origin
 
@@ -93,7 +92,7 @@ def _option(name: str, values: str | Iterable[str], tokens: bool = True) -> tupl
         raise TypeError(f"{name} takes a list, like [{values!r}], or '*'")
     items = {"*"} if values == "*" else set(values)
     for item in items - {"*"}:
-        if tokens and not _TOKEN.fullmatch(item):
+        if tokens and not TOKEN.fullmatch(item):
             raise ValueError(f"{name}: {item!r} is not a method or header name")
     return "*" in items, items - {"*"}
 
@@ -164,14 +163,9 @@ class CORS(Middleware):
         self.grant_extra = credentials + exposing
         self.grant_any = [("Access-Control-Allow-Origin", "*"), *self.grant_extra]
         self.vary_only = vary
-        self.after_fields = frozenset(name.lower() for name, _ in [*vary, *self.grant_any])
+        self.fields = frozenset(name.lower() for name, _ in [*vary, *self.grant_any])
         age = [] if max_age is None else [("Access-Control-Max-Age", str(max_age))]
         self.preflight_extra = credentials + age + vary
-        text = [*vary, ("Content-Type", "text/plain; charset=utf-8")]
-        self.refusals = {
-            why: _answer("403 Forbidden", text, f"CORS preflight refused: {why} not allowed.")
-            for why in ("origin", "method", "headers")
-        }
 
     def before(self, environ: Environ) -> WSGIApp | None:
         # Fetch §3.3.2: a CORS-preflight request is OPTIONS with Origin and
@@ -184,8 +178,8 @@ class CORS(Middleware):
             return None
         return self.preflight(environ, origin, method)
 
-    def added_headers(self, environ: Environ) -> Headers:
-        """The grant (when Origin is allowed) and ``Vary: Origin``, for a response with neither."""
+    def grant(self, environ: Environ) -> Headers:
+        """The grant (when Origin is allowed) and ``Vary: Origin``: shared lists, never changed."""
         if self.any_origin:
             # Fetch §3.3.3: `*` is the same answer for everyone: no Vary needed.
             return self.grant_any
@@ -196,8 +190,8 @@ class CORS(Middleware):
         return self.vary_only
 
     def after(self, environ: Environ, status: str, headers: Headers) -> None:
-        added = self.added_headers(environ)
-        if not has_any(headers, self.after_fields):
+        added = self.grant(environ)
+        if not has_any(headers, self.fields):
             headers.extend(added)  # PERF: the usual case, the app set none of them
             return
         # The app set some: merge Origin into its Vary, replace its grant.
@@ -217,25 +211,31 @@ class CORS(Middleware):
     def preflight(self, environ: Environ, origin: str, method: str) -> WSGIApp:
         """Fetch §4.8: a 204 granting `method` and the requested headers, or a 403."""
         if not self.allows(origin):
-            return self.refusals["origin"]
+            return self.refuse("origin")
         allow_methods = self.method_grant(environ, method)
         if allow_methods is None:
-            return self.refusals["method"]
+            return self.refuse("method")
         requested = environ.get("HTTP_ACCESS_CONTROL_REQUEST_HEADERS", "").split(",")
         names = [name.strip().lower() for name in requested if name.strip()]
         if not all(self.allows_header(name) for name in names):
-            return self.refusals["headers"]
+            return self.refuse("headers")
         grant = [("Access-Control-Allow-Origin", "*" if self.any_origin else origin)]
         if allow_methods:
             grant.append(("Access-Control-Allow-Methods", allow_methods))
         if names:
             # Fetch §4.8: name each header (tokens only: safe to echo).
             grant.append(("Access-Control-Allow-Headers", ", ".join(names)))
-        return _answer("204 No Content", grant + self.preflight_extra)
+        return Reply(204, grant + self.preflight_extra, b"")
+
+    def refuse(self, why: str) -> Reply:
+        """Fetch §4.8: a refused preflight is a 403 with no grant (a new header list:
+        outer layers' `after` hooks edit it in place)."""
+        text = f"CORS preflight refused: {why} not allowed.".encode()
+        return Reply(403, [*self.vary_only], text, "text/plain; charset=utf-8")
 
     def method_grant(self, environ: Environ, method: str) -> str | None:
         """The ``Access-Control-Allow-Methods`` value granting `method`, or None."""
-        if not _TOKEN.fullmatch(method):
+        if not TOKEN.fullmatch(method):
             return None
         if self.any_method:
             return method  # a token: safe to echo
@@ -261,24 +261,10 @@ class CORS(Middleware):
         return FALLBACK_METHODS
 
     def allows_header(self, name: str) -> bool:
-        if not _TOKEN.fullmatch(name):
+        if not TOKEN.fullmatch(name):
             return False
         # Fetch §4.8: `*` never covers Authorization; it must be listed.
         return name in self.headers or (self.any_header and name not in NON_WILDCARD_HEADERS)
-
-
-def _answer(status: str, headers: Headers, text: str = "") -> WSGIApp:
-    """A WSGI app that gives one fixed response: a preflight's answer."""
-    body = text.encode()
-    if body:
-        headers = [*headers, ("Content-Length", str(len(body)))]
-
-    def answer(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        # NOTE: a copy each time: outer middleware edit the header list in place.
-        start_response(status, list(headers))
-        return [body] if body else []
-
-    return answer
 
 
 def find_router(app: Any) -> RouteTable | None:

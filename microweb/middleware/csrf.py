@@ -47,10 +47,11 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from ..errors import HTTPError, render
+from ..http import DEFAULT_PORTS
+from ..layer import Middleware
 from ..types import Environ, WSGIApp
-from .base import Middleware
 from .cors import find_router, normalize_origin
-from .trusted_host import DEFAULT_PORTS, parse_host
+from .trusted_host import parse_host
 
 F = TypeVar("F", bound=Callable[..., Any])
 

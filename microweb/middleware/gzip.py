@@ -32,9 +32,9 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
+from ..http import add_vary
 from ..types import Environ, Headers, StartResponse, WSGIApp
 from ..wsgi import close_quietly
-from .base import add_vary
 
 
 class Encoder(Protocol):

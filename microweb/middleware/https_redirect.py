@@ -40,9 +40,9 @@ from collections.abc import Iterable
 from urllib.parse import quote
 
 from ..errors import HTTPError, render
+from ..layer import Middleware
 from ..response import Reply
 from ..types import Environ, WSGIApp
-from .base import Middleware
 from .trusted_host import parse_host
 
 # RFC 3986 §3.3: pchar = unreserved / pct-encoded / sub-delims / ":" / "@".

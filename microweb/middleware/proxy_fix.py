@@ -53,9 +53,10 @@ import re
 from collections.abc import Iterable
 from functools import lru_cache, partial
 
+from ..http import DEFAULT_PORTS, TOKEN_PATTERN
+from ..layer import Middleware
 from ..types import Environ, WSGIApp
-from .base import Middleware
-from .trusted_host import DEFAULT_PORTS, parse_host
+from .trusted_host import parse_host
 
 ORIG = "microweb.proxy_fix.orig"
 KEYS = (
@@ -235,9 +236,8 @@ def path_prefix(value: str | None) -> str | None:
 # RFC 7239 §4: Forwarded = 1#forwarded-element;
 # forwarded-element = [ forwarded-pair ] *( ";" [ forwarded-pair ] );
 # forwarded-pair = token "=" value; value = token / quoted-string (RFC 9110 §5.6).
-_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
 _QUOTED = r'"(?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])*"'
-_PAIR = re.compile(rf"[ \t]*({_TOKEN})=({_TOKEN}|{_QUOTED})[ \t]*")
+_PAIR = re.compile(rf"[ \t]*({TOKEN_PATTERN})=({TOKEN_PATTERN}|{_QUOTED})[ \t]*")
 _ESCAPE = re.compile(r"\\(.)")
 
 

@@ -80,11 +80,12 @@ from collections.abc import Callable, Iterable
 from functools import partial
 
 from ..errors import ErrorPage, HTTPError, store_unavailable
+from ..http import has_header
+from ..layer import Middleware
 from ..request import Request
 from ..stores import Store, StoreError, default_store
 from ..stores.base import Clock
 from ..types import Environ, Headers, WSGIApp
-from .base import Middleware, has_header
 
 logger = logging.getLogger("microweb")
 
@@ -211,18 +212,12 @@ class RateLimit(Middleware):
         headers = [("Retry-After", str(reset)), *self.fields(state)]
         return partial(self.too_many.respond, extra=headers)
 
-    #: The fields `after` adds (see `Middleware.added_headers`).
-    after_fields = frozenset({"ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"})
-
     def after(self, environ: Environ, status: str, headers: Headers) -> None:
         # NOTE: present already when an inner RateLimit layer added them
         # (from the same, tightest, state): they are not added twice.
-        if not has_header(headers, "ratelimit-limit"):
-            headers.extend(self.added_headers(environ))
-
-    def added_headers(self, environ: Environ) -> Headers:
         state: State | None = environ.get(STATE)
-        return [] if state is None else self.fields(state)
+        if state is not None and not has_header(headers, "ratelimit-limit"):
+            headers.extend(self.fields(state))
 
     @staticmethod
     def fields(state: State) -> Headers:

@@ -59,8 +59,9 @@ import re
 from collections.abc import Iterator
 from contextvars import ContextVar
 
+from ..http import TOKEN, has_header
+from ..layer import Middleware
 from ..types import Environ, Headers, WSGIApp
-from .base import Middleware, has_header
 
 #: Where the id is kept in the WSGI environ.
 ENVIRON_KEY = "microweb.request_id"
@@ -74,11 +75,6 @@ current_request_id: ContextVar[str] = ContextVar("microweb.request_id", default=
 # split headers or fill disks, so it is replaced, never echoed or escaped.
 WELL_FORMED_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
-# RFC 9110 §5.1/§5.6.2: a field name is a token. "_" is a token character
-# too, but refused here: CGI and WSGI spell both "-" and "_" as "_" in the
-# environ, so an "X_Request_ID" setting could not be told apart from the
-# dashed header (and front-end servers often drop "_" headers entirely).
-FIELD_NAME = re.compile(r"[!#$%&'*+.^`|~0-9A-Za-z-]+")
 
 
 def new_request_id() -> str:
@@ -128,14 +124,17 @@ class RequestID(Middleware):
 
     def __init__(self, app: WSGIApp, header: str = "X-Request-ID") -> None:
         super().__init__(app)
-        if not isinstance(header, str) or not FIELD_NAME.fullmatch(header):
+        # RFC 9110 §5.1/§5.6.2: a field name is a token. "_" is a token character
+        # too, but refused here: CGI and WSGI spell both "-" and "_" as "_" in the
+        # environ, so an "X_Request_ID" setting could not be told apart from the
+        # dashed header (and front-end servers often drop "_" headers entirely).
+        if not isinstance(header, str) or not TOKEN.fullmatch(header) or "_" in header:
             raise ValueError(
                 f"RequestID(header={header!r}) is not a header name: use letters, digits "
                 "and '-' (RFC 9110 §5.1; '_' is ambiguous in a WSGI environ)"
             )
         self.header = header
         self.header_lower = header.lower()
-        self.after_fields = frozenset({self.header_lower})
         # PEP 3333 / CGI: request header "X-Request-ID" is environ "HTTP_X_REQUEST_ID".
         self.environ_key = "HTTP_" + header.upper().replace("-", "_")
 
@@ -149,14 +148,11 @@ class RequestID(Middleware):
         current_request_id.set(request_id)
         return None
 
-    def added_headers(self, environ: Environ) -> Headers:
-        return [(self.header, environ[ENVIRON_KEY])]
-
     def after(self, environ: Environ, status: str, headers: Headers) -> None:
         lower = self.header_lower
         if has_header(headers, lower):
             headers[:] = [(name, value) for name, value in headers if name.lower() != lower]
-        headers.extend(self.added_headers(environ))
+        headers.append((self.header, environ[ENVIRON_KEY]))
 
 
 class RequestIDFilter(logging.Filter):

@@ -59,8 +59,9 @@ response the work is one scan of the header names and one ``extend``.
 
 from __future__ import annotations
 
+from ..http import has_any, header_names
+from ..layer import Middleware
 from ..types import Environ, Headers, WSGIApp
-from .base import Middleware, has_any, header_names
 
 #: Powerful features this page, and every frame in it, may not use.
 DEFAULT_PERMISSIONS_POLICY = (
@@ -130,21 +131,16 @@ class SecurityHeaders(Middleware):
                 self.http_headers.append(header)
             self.https_headers.append(header)
         self.names = frozenset(lower for lower, _, _ in self.https_headers)
-        self.after_fields = self.names
         self.http_pairs = [(name, value) for _, name, value in self.http_headers]
         self.https_pairs = [(name, value) for _, name, value in self.https_headers]
 
-    def added_headers(self, environ: Environ) -> Headers:
-        """The headers for a response that has none of them (pairs built in __init__)."""
-        # RFC 6797 §7.2: no HSTS over plain http (see the module docs).
-        return self.https_pairs if environ.get("wsgi.url_scheme") == "https" else self.http_pairs
-
     def after(self, environ: Environ, status: str, headers: Headers) -> None:
+        # RFC 6797 §7.2: no HSTS over plain http (see the module docs).
+        https = environ.get("wsgi.url_scheme") == "https"
         if not has_any(headers, self.names):
             # PERF: the usual case, the app set none of them: one extend.
-            headers.extend(self.added_headers(environ))
+            headers.extend(self.https_pairs if https else self.http_pairs)
             return
-        https = environ.get("wsgi.url_scheme") == "https"
         present = header_names(headers)
         for lower, name, value in self.https_headers if https else self.http_headers:
             if lower not in present:  # the app's own value wins

@@ -45,10 +45,10 @@ from collections.abc import Iterable
 from functools import lru_cache
 
 from ..errors import ErrorPage, HTTPError
+from ..http import DEFAULT_PORTS
+from ..layer import Middleware
 from ..types import Environ, WSGIApp
-from .base import Middleware
 
-DEFAULT_PORTS = {"http": "80", "https": "443"}
 PASSED_MAX = 1024
 
 # SECURITY: an allow-list of characters, not a deny-list: "/", "?", "#", "@",
@@ -169,4 +169,4 @@ class TrustedHost(Middleware):
         return False
 
 
-__all__ = ["DEFAULT_PORTS", "TrustedHost", "parse_host"]
+__all__ = ["TrustedHost", "parse_host"]

@@ -55,7 +55,8 @@ from typing import Literal
 from webob.cookies import RequestCookies, make_cookie
 
 from ..errors import ErrorPage, store_unavailable
-from ..middleware.base import Middleware, add_vary, has_header
+from ..http import TOKEN, add_vary, has_header
+from ..layer import Middleware
 from ..stores.base import StoreError
 from ..types import Environ, Headers, WSGIApp
 from .session_data import Session
@@ -77,8 +78,6 @@ MAX_COOKIE_SIZE = 4093
 #: ``Set-Cookie`` (and, with `ServerSessions`, one store write) per tenth.
 REFRESH_FRACTION = 0.1
 
-# RFC 9110 §5.6.2 token: what a cookie name may be (RFC 6265bis §4.1.1).
-TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 SameSite = Literal["Strict", "Lax", "None"]
 SAMESITE: dict[str, SameSite] = {"strict": "Strict", "lax": "Lax", "none": "None"}
 
@@ -113,7 +112,7 @@ class SessionMiddleware(Middleware):
         super().__init__(app)
         if not isinstance(fail_open, bool):
             raise ValueError(f"fail_open is True or False, not {fail_open!r}")
-        if not TOKEN.fullmatch(cookie_name):
+        if not TOKEN.fullmatch(cookie_name):  # RFC 6265bis §4.1.1: a cookie name is a token
             raise ValueError(f"cookie_name must be an RFC 9110 token, not {cookie_name!r}")
         for option, value in (("max_age", max_age), ("idle_timeout", idle_timeout)):
             if value is not None and not value > 0:

@@ -1,0 +1,205 @@
+"""The HTTP grammar every layer shares (RFC 9110): tokens, ports, dates, entity-tags,
+header lists, ``Vary``, and the one evaluation of a request's preconditions.
+
+A leaf module: it imports nothing from microweb, so the app, the
+middleware, sessions and static files can all use it without pointing at
+one another.
+
+Preconditions (RFC 9110 §13.2.2)
+--------------------------------
+A *validator* says which version of a resource a client saw: an
+**entity-tag** (``ETag``, §8.8.3: ``"abc"`` strong, ``W/"abc"`` weak) or a
+**modification date** (``Last-Modified``, §8.8.2, to the second). `evaluate`
+applies the request's conditions to the current validators, in this order:
+
+======  ========================  =================  =============================
+step    header                    comparison         when false
+======  ========================  =================  =============================
+1       ``If-Match``              strong (§8.8.3.2)  412
+2       ``If-Unmodified-Since``   date; only when    412
+                                  no If-Match
+3       ``If-None-Match``         weak               304 on GET/HEAD, 412 otherwise
+4       ``If-Modified-Since``     date; GET/HEAD     304
+                                  only, only when
+                                  no If-None-Match
+======  ========================  =================  =============================
+
+`microweb.conditional.check_preconditions` (handlers), the `ETag`
+middleware and `microweb.static` all call it. Malformed validators never
+raise: an entity-tag list that does not parse matches nothing, and a date
+that does not parse is ignored (§13.1.3, §13.1.4).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC
+from email.utils import formatdate, parsedate_to_datetime
+from typing import Any, NamedTuple
+
+# RFC 9110 §5.6.2: token = 1*tchar; methods, field names, cookie names are tokens.
+TOKEN_PATTERN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+TOKEN = re.compile(TOKEN_PATTERN)
+
+#: RFC 3986 §6.2.3: the port a URL means when it names none (strings, as in the environ).
+DEFAULT_PORTS = {"http": "80", "https": "443"}
+
+#: RFC 9110 §9.2.1: the methods that change nothing; every other one is unsafe.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+
+# RFC 9110 §8.8.3: entity-tag = [ "W/" ] DQUOTE *etagc DQUOTE, where etagc is
+# any visible character but DQUOTE, or obs-text (header values reach WSGI
+# decoded as latin-1, PEP 3333). Neither pattern can backtrack: a tag ends
+# at the first quote, and separators are never tag characters.
+_TAG = r'(W/)?"([\x21\x23-\x7e\x80-\xff]*)"'
+_ONE_TAG = re.compile(_TAG)
+# RFC 9110 §5.6.1: a list may hold empty elements ("a, , b"), which are ignored.
+_TAG_LIST = re.compile(r'[ \t,]*(?:(?:W/)?"[\x21\x23-\x7e\x80-\xff]*"[ \t]*(?:,[ \t,]*|\Z))*')
+
+
+# -- Dates (RFC 9110 §5.6.7) -------------------------------------------------------
+
+
+def http_date(seconds: float) -> str:
+    """Seconds since the epoch as an IMF-fixdate: ``Sun, 06 Nov 1994 08:49:37 GMT``."""
+    return formatdate(seconds, usegmt=True)
+
+
+def parse_http_date(value: str | None) -> int | None:
+    """An HTTP-date as whole seconds since the epoch; None if absent or invalid."""
+    if not value or "," in value.partition(",")[2]:  # §13.1.3: a list is not a date
+        return None
+    try:
+        parsed = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if parsed.tzinfo is None:  # "-0000": the zone is unknown; HTTP dates are UTC
+        parsed = parsed.replace(tzinfo=UTC)
+    try:
+        return int(parsed.timestamp())
+    except (OverflowError, ValueError):
+        return None
+
+
+# -- Entity-tags (RFC 9110 §8.8.3) ---------------------------------------------------
+
+
+def parse_etag(value: str) -> tuple[bool, str] | None:
+    """``W/"x"`` -> ``(True, "x")``, ``"x"`` -> ``(False, "x")``; None if malformed."""
+    match = _ONE_TAG.fullmatch(value.strip())
+    return None if match is None else (bool(match.group(1)), match.group(2))
+
+
+def parse_etag_list(value: str) -> list[tuple[bool, str]]:
+    """The entity-tags of an If-Match / If-None-Match list; [] when it does not parse."""
+    if _TAG_LIST.fullmatch(value) is None:
+        return []
+    return [(bool(weak), opaque) for weak, opaque in _ONE_TAG.findall(value)]
+
+
+def etag_matches(header: str, etag: str | None, exists: bool = True, strong: bool = False) -> bool:
+    """Whether an If-Match (`strong`) or If-None-Match header matches `etag` (§13.1.1-2).
+
+    ``*`` matches any current representation (`exists`); otherwise the
+    current entity-tag must be in the list: §8.8.3.2 strong comparison
+    needs both tags strong and equal, weak comparison only equal.
+    """
+    if header.strip() == "*":
+        return exists
+    current = parse_etag(etag) if etag else None
+    if current is None or not exists or (strong and current[0]):
+        return False
+    if current[1] not in header:  # PERF: one substring scan rejects most lists
+        return False
+    return any(
+        opaque == current[1] and not (strong and weak) for weak, opaque in parse_etag_list(header)
+    )
+
+
+# -- Preconditions (RFC 9110 §13.2.2) --------------------------------------------------
+
+
+class Failure(NamedTuple):
+    """A precondition that did not hold: the status to answer, and which header failed."""
+
+    status: int  # 304 or 412
+    header: str  # "If-Match", "If-Unmodified-Since", "If-None-Match" or "If-Modified-Since"
+
+
+def evaluate(
+    environ: dict[str, Any], etag: str | None, last_modified: int | None, exists: bool = True
+) -> Failure | None:
+    """Apply the request's preconditions to the current validators (the table above).
+
+    `etag` is the current entity-tag (``'"abc"'``), `last_modified` the
+    current modification time in seconds, `exists` whether the resource has
+    a current representation at all. Returns the first precondition that
+    fails, or None when the request may proceed.
+    """
+    method = environ.get("REQUEST_METHOD", "GET")
+    if_match = environ.get("HTTP_IF_MATCH")
+    if if_match is not None:  # step 1
+        if not etag_matches(if_match, etag, exists, strong=True):
+            return Failure(412, "If-Match")
+    elif last_modified is not None:  # step 2; §13.1.4: ignored without a date
+        since = parse_http_date(environ.get("HTTP_IF_UNMODIFIED_SINCE"))
+        if since is not None and last_modified > since:
+            return Failure(412, "If-Unmodified-Since")
+    if_none_match = environ.get("HTTP_IF_NONE_MATCH")
+    safe = method == "GET" or method == "HEAD"
+    if if_none_match is not None:  # step 3
+        if etag_matches(if_none_match, etag, exists, strong=False):
+            return Failure(304 if safe else 412, "If-None-Match")
+    elif safe and last_modified is not None:  # step 4
+        since = parse_http_date(environ.get("HTTP_IF_MODIFIED_SINCE"))
+        if since is not None and last_modified <= since:
+            return Failure(304, "If-Modified-Since")
+    return None
+
+
+# -- Header lists (RFC 9110 §5: field names are case-insensitive) -----------------------
+
+Headers = list[tuple[str, str]]
+
+
+def header_names(headers: Headers) -> set[str]:
+    """The lower-cased names in a header list."""
+    return {name.lower() for name, _ in headers}
+
+
+def has_header(headers: Headers, lower_name: str) -> bool:
+    """Whether `headers` has a field called `lower_name` (given in lower case)."""
+    # PERF: a plain loop; `any()` over a generator measured twice as slow here.
+    for name, _ in headers:  # noqa: SIM110
+        if name.lower() == lower_name:
+            return True
+    return False
+
+
+def has_any(headers: Headers, lower_names: frozenset[str]) -> bool:
+    """Whether `headers` has a field named in `lower_names` (given in lower case)."""
+    # PERF: no set of the names built (0.25 µs against 0.65 for
+    # `header_names(headers).isdisjoint(...)` on a two-header response).
+    for name, _ in headers:  # noqa: SIM110
+        if name.lower() in lower_names:
+            return True
+    return False
+
+
+def add_vary(headers: Headers, field: str) -> None:
+    """RFC 9110 §12.5.5: add `field` to ``Vary`` in place, merged into an existing one.
+
+    Nothing changes when any ``Vary`` already lists `field` or ``*``.
+    """
+    if not has_header(headers, "vary"):
+        headers.append(("Vary", field))  # PERF: the usual case, no token scan
+        return
+    wanted, first = field.lower(), -1
+    for index, (name, value) in enumerate(headers):
+        if name.lower() == "vary":
+            tokens = {token.strip().lower() for token in value.split(",")}
+            if wanted in tokens or "*" in tokens:
+                return
+            first = index if first < 0 else first
+    name, value = headers[first]
+    headers[first] = (name, f"{value}, {field}" if value.strip() else field)

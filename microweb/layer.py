@@ -1,0 +1,60 @@
+"""`Middleware`: the base of microweb's middleware, a plain WSGI wrapper with two hooks.
+
+Every middleware is ``Name(wsgi_app, **options)`` and works around *any*
+PEP 3333 app (a Flask app too). Most of them only need to
+
+- look at, fix, or answer the request before the app runs (`before`):
+  ProxyFix rewrites the environ, TrustedHost answers 400, CORS answers a
+  preflight; and/or
+- add or change response headers before they reach the server (`after`):
+  SecurityHeaders, CORS, RequestID, sessions.
+
+A subclass overrides one or both; `Middleware.__call__` turns them into an
+ordinary WSGI call. Inside a microweb `App`, the stack runs the same two
+methods from one loop (`microweb.middleware.stack.HookChain`) instead of one
+WSGI call per layer: the same code runs either way.
+
+A leaf module (it imports only the WSGI types), so that the middleware
+package, sessions and the app can all build on it without import cycles.
+
+Options are validated in ``__init__`` (a bad option is a ``ValueError`` at
+startup, never a surprise per request), and whatever can be computed once,
+header values, compiled patterns, is computed there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from .types import Environ, Headers, StartResponse, WSGIApp
+
+
+class Middleware:
+    """A WSGI middleware defined by a `before` and an `after` hook."""
+
+    def __init__(self, app: WSGIApp) -> None:
+        self.app = app
+
+    def before(self, environ: Environ) -> WSGIApp | None:
+        """Inspect or fix the request. Return a WSGI app to answer it instead of `self.app`."""
+        return None
+
+    def after(self, environ: Environ, status: str, headers: Headers) -> None:
+        """Change the response headers in place, before the server sees them."""
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        early = self.before(environ)
+        if early is not None:
+            return early(environ, start_response)
+
+        def start(status: str, headers: Headers, exc_info: Any = None) -> Any:
+            self.after(environ, status, headers)
+            return start_response(status, headers, exc_info)
+
+        return self.app(environ, start)
+
+
+def overrides(layer: Middleware, hook: str) -> bool:
+    """True when `layer`'s class has its own `hook` ("before" or "after"), not the no-op."""
+    return getattr(type(layer), hook) is not getattr(Middleware, hook)
