@@ -170,10 +170,6 @@ class App(RouteDecorators):
         return self.request_config.max_body_size
 
     @property
-    def form_limits(self) -> FormLimits:
-        return self.request_config.form_limits
-
-    @property
     def debug(self) -> bool:
         return self.errors.debug
 

@@ -1,9 +1,7 @@
 """The HTTP grammar every layer shares (RFC 9110): tokens, ports, dates, entity-tags,
 header lists, ``Vary``, and the one evaluation of a request's preconditions.
 
-A leaf module: it imports nothing from microweb, so the app, the
-middleware, sessions and static files can all use it without pointing at
-one another.
+A leaf module: it imports nothing from microweb, so every layer can use it.
 
 Preconditions (RFC 9110 §13.2.2)
 --------------------------------
@@ -24,10 +22,9 @@ step    header                    comparison         when false
                                   no If-None-Match
 ======  ========================  =================  =============================
 
-`microweb.conditional.check_preconditions` (handlers), the `ETag`
-middleware and `microweb.static` all call it. Malformed validators never
-raise: an entity-tag list that does not parse matches nothing, and a date
-that does not parse is ignored (§13.1.3, §13.1.4).
+Handlers (`microweb.conditional`), the `ETag` middleware and static files
+call it. Malformed validators never raise: an entity-tag list that does not
+parse matches nothing, and a date that does not parse is ignored (§13.1.3-4).
 """
 
 from __future__ import annotations
@@ -57,11 +54,9 @@ _ONE_TAG = re.compile(_TAG)
 _TAG_LIST = re.compile(r'[ \t,]*(?:(?:W/)?"[\x21\x23-\x7e\x80-\xff]*"[ \t]*(?:,[ \t,]*|\Z))*')
 
 
-# -- Dates (RFC 9110 §5.6.7) -------------------------------------------------------
-
 
 def http_date(seconds: float) -> str:
-    """Seconds since the epoch as an IMF-fixdate: ``Sun, 06 Nov 1994 08:49:37 GMT``."""
+    """Epoch seconds as an HTTP-date (RFC 9110 §5.6.7): ``Sun, 06 Nov 1994 08:49:37 GMT``."""
     return formatdate(seconds, usegmt=True)
 
 
@@ -81,11 +76,9 @@ def parse_http_date(value: str | None) -> int | None:
         return None
 
 
-# -- Entity-tags (RFC 9110 §8.8.3) ---------------------------------------------------
-
 
 def parse_etag(value: str) -> tuple[bool, str] | None:
-    """``W/"x"`` -> ``(True, "x")``, ``"x"`` -> ``(False, "x")``; None if malformed."""
+    """Entity-tag (§8.8.3): ``W/"x"`` -> ``(True, "x")``, ``"x"`` -> ``(False, "x")``; or None."""
     match = _ONE_TAG.fullmatch(value.strip())
     return None if match is None else (bool(match.group(1)), match.group(2))
 
@@ -115,8 +108,6 @@ def etag_matches(header: str, etag: str | None, exists: bool = True, strong: boo
         opaque == current[1] and not (strong and weak) for weak, opaque in parse_etag_list(header)
     )
 
-
-# -- Preconditions (RFC 9110 §13.2.2) --------------------------------------------------
 
 
 class Failure(NamedTuple):
@@ -157,14 +148,7 @@ def evaluate(
     return None
 
 
-# -- Header lists (RFC 9110 §5: field names are case-insensitive) -----------------------
-
-Headers = list[tuple[str, str]]
-
-
-def header_names(headers: Headers) -> set[str]:
-    """The lower-cased names in a header list."""
-    return {name.lower() for name, _ in headers}
+Headers = list[tuple[str, str]]  # RFC 9110 §5: field names are case-insensitive
 
 
 def has_header(headers: Headers, lower_name: str) -> bool:

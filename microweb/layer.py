@@ -10,16 +10,10 @@ PEP 3333 app (a Flask app too). Most of them only need to
   SecurityHeaders, CORS, RequestID, sessions.
 
 A subclass overrides one or both; `Middleware.__call__` turns them into an
-ordinary WSGI call. Inside a microweb `App`, the stack runs the same two
-methods from one loop (`microweb.middleware.stack.HookChain`) instead of one
-WSGI call per layer: the same code runs either way.
-
-A leaf module (it imports only the WSGI types), so that the middleware
-package, sessions and the app can all build on it without import cycles.
-
-Options are validated in ``__init__`` (a bad option is a ``ValueError`` at
-startup, never a surprise per request), and whatever can be computed once,
-header values, compiled patterns, is computed there.
+ordinary WSGI call, and inside an `App` a `microweb.middleware.HookChain`
+calls the same two methods. Options are validated, and what can be computed
+once is computed, in ``__init__``. A leaf module (it imports only the WSGI
+types): the middleware package, sessions and the app all build on it.
 """
 
 from __future__ import annotations
@@ -55,6 +49,6 @@ class Middleware:
         return self.app(environ, start)
 
 
-def overrides(layer: Middleware, hook: str) -> bool:
-    """True when `layer`'s class has its own `hook` ("before" or "after"), not the no-op."""
-    return getattr(type(layer), hook) is not getattr(Middleware, hook)
+def overrides(cls: type[Middleware], hook: str) -> bool:
+    """True when `cls` has its own `hook` ("before" or "after"), not the base's no-op."""
+    return getattr(cls, hook) is not getattr(Middleware, hook)

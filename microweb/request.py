@@ -42,11 +42,7 @@ DEFAULT_MAX_BODY_SIZE = 1_048_576
 
 
 class RequestConfig(NamedTuple):
-    """What a request needs from its app: its limits, and how to build a route's path.
-
-    An `App` makes one (``App.request_config``) and hands it to every
-    `Request`, so the request never reaches back into the app.
-    """
+    """What a `Request` needs from its app (``App.request_config``), instead of the app."""
 
     max_body_size: int = DEFAULT_MAX_BODY_SIZE
     form_limits: FormLimits = DEFAULT_LIMITS
@@ -54,7 +50,7 @@ class RequestConfig(NamedTuple):
     url_for: Callable[[str, dict[str, Any]], str] | None = None
 
 
-DEFAULT_CONFIG = RequestConfig()
+DEFAULTS = RequestConfig()
 
 
 def _reject_constant(name: str) -> Any:
@@ -76,9 +72,7 @@ class Request(webob.Request):
 
     config: RequestConfig
 
-    def __init__(
-        self, environ: Environ, config: RequestConfig = DEFAULT_CONFIG, **kwargs: Any
-    ) -> None:
+    def __init__(self, environ: Environ, config: RequestConfig = DEFAULTS, **kwargs: Any) -> None:
         if kwargs:
             super().__init__(environ, **kwargs)
         else:

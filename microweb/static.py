@@ -49,12 +49,11 @@ from .http import evaluate, http_date, parse_http_date
 # names for code that imports them from here, as it did before the split.
 from .ranges import MAX_RANGES as MAX_RANGES
 from .ranges import parse_range as parse_range
-from .response import PHRASES, Reply, status_line
+from .response import PHRASES, TEXT, Reply, status_line
 from .types import Environ, Headers, StartResponse
 
 BLOCK_SIZE = 65_536  # bytes read (and sent) at a time for ranges
 ALLOW = "GET, HEAD, OPTIONS"
-TEXT = "text/plain; charset=utf-8"
 
 # SECURITY: names Windows maps to devices in every directory ("CON.txt" too).
 _WINDOWS_DEVICES = frozenset(

@@ -56,7 +56,7 @@ READ_SIZE = 65_536
 
 @dataclass(frozen=True)
 class FormLimits:
-    """Limits on a multipart body; ``App.form_limits`` overrides the defaults."""
+    """Limits on a multipart body; ``App(form_limits=...)`` overrides the defaults."""
 
     max_parts: int = 128
     max_header_size: int = 8_192

@@ -361,7 +361,7 @@ def test_placement_in_stack_order_ties_keep_the_order_added() -> None:
     [
         pytest.param({"position": "outermost"}, "CookieSessions cannot be moved: it runs after "
                      "CrossOriginProtection and before GZip", id="sessions-outside-cors"),
-        pytest.param({"before": Tag}, "name a built-in middleware", id="anchor-not-built-in"),
+        pytest.param({"before": Tag}, "name a built-in", id="anchor-not-built-in"),
         pytest.param({"position": "middle"}, "'outermost' or 'innermost'", id="bad-position"),
     ],
 )  # fmt: skip

@@ -461,7 +461,7 @@ def test_a_session_too_large_for_a_cookie_is_a_clear_error(
     assert "Set-Cookie" not in response.headers
     assert f"{MAX_COOKIE_SIZE}-byte limit" in caplog.text
     assert SessionTooLarge.__name__ in caplog.text
-    assert "raised in CookieSessions.after" in caplog.text
+    assert "raised in SessionMiddleware.after" in caplog.text
 
 
 def test_the_largest_session_that_fits_is_accepted() -> None:

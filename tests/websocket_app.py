@@ -56,7 +56,7 @@ def partners(req, ws):
 @app.websocket("/rooms/{room:int}", name="room")
 def room(req, ws, room):
     user = req.session.get("user")
-    ws.send(f"{room} {type(room).__name__} {user} {req.app.url_for('room', room=room)}")
+    ws.send(f"{room} {type(room).__name__} {user} {req.url_for('room', room=room)}")
 
 
 @app.get("/login")

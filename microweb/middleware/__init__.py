@@ -3,18 +3,10 @@ that runs them.
 
 ``app.use(Name, **options)`` adds a middleware. microweb's own take their
 place in `ORDER`, wherever the call is written: a request meets them top to
-bottom (a response, bottom to top). Your own middleware go where you say::
-
-    app.use(Metrics, position="outermost")   # before everything, even ProxyFix
-    app.use(Audit, before=CrossOriginProtection)
-    app.use(Tracing, after=ProxyFix)         # sees the client address ProxyFix set
-    app.use(Timing)                          # default: innermost, next to the app
-
-``before=``/``after=`` name a built-in, in request order (``before=CORS``
-runs just outside CORS); several at one place run in the order added.
-Moving a built-in is refused with a `ValueError`: each place below has a
-security reason. ``microweb routes module:app`` prints the result and what
-each layer runs (`describe_stack`).
+bottom (a response, bottom to top); moving one is refused (`slot`), as each
+place has a security reason. Yours go innermost, or where you say:
+``position="outermost"``, or ``before=``/``after=`` a built-in (request
+order). ``microweb routes module:app`` prints what runs (`describe_stack`).
 
 The order, and why:
 
@@ -67,25 +59,20 @@ layers, not hooks.
 How the stack runs (`build_stack`): each run of consecutive `Middleware`
 is one `HookChain`, which calls the layers' own `before` methods in a loop,
 then the app, and their own `after` methods, innermost first, from one
-``start_response`` wrapper (`run_afters`). That is exactly what the nested
-calls of ``Middleware.__call__`` do (an early answer from layer *n* is seen
-by the `after` of layers 1..n-1 only), without a frame and a closure per
-layer. Other middleware are plain WSGI layers between chains.
-
-When a hook raises inside an `App` (a `before`, or an `after` before the
-status reached the server, such as `SessionTooLarge`), the chain answers
-with the app's error response (`App.error_response`, through its
-``ErrorHandlers``), passed through the `after` hooks of the layers outside
-the one that failed. The exception carries a note naming the layer
-(``raised in CookieSessions.after``), which the log shows; when it is too
-late (the status was sent) the server logs it, note included.
+``start_response`` wrapper (`run_afters`): what nested calls of
+``Middleware.__call__`` do (an early answer from layer *n* is seen by the
+`after` of layers 1..n-1 only), without a frame and a closure per layer.
+Other middleware are plain WSGI layers between chains. When a hook raises
+inside an `App`, the chain answers with `App.error_response`, through the
+`after` hooks of the layers outside the failing one; the exception gets a
+note naming the layer, for the log (the server's, when it is too late).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
-from typing import Any, cast
+from typing import Any, TypeGuard
 
 from ..layer import Middleware, overrides
 from ..sessions.session import SessionMiddleware
@@ -123,7 +110,6 @@ ORDER: tuple[type, ...] = (
 LayerSpec = tuple[Callable[..., WSGIApp], dict[str, Any]]
 #: What an `App` answers an exception with: ``on_error(environ, exc)`` -> a WSGI app.
 ErrorResponder = Callable[[Environ, BaseException], WSGIApp]
-PLACES = ("outermost", "innermost")
 
 
 def builtin_index(layer: Callable[..., WSGIApp]) -> int | None:
@@ -140,57 +126,45 @@ def slot(
     before: type | None = None,
     after: type | None = None,
 ) -> int:
-    """The sort key of a middleware in the stack (smaller is outer; ties keep the order added).
-
-    Built-in number i of `ORDER` is at 2i+1; ``before=``/``after=`` it, at
-    2i and 2i+2; ``"outermost"`` at -1; ``"innermost"`` (the default for
-    your own) after all of them.
-    """
-    chosen = [choice for choice in (position, before, after) if choice is not None]
-    index = builtin_index(layer)
-    name = getattr(layer, "__name__", repr(layer))
+    """The sort key of a middleware (smaller is outer; ties keep the order added): built-in
+    i of `ORDER` is 2i+1, ``before=``/``after=`` it 2i and 2i+2, ``"outermost"`` -1."""
+    name, index = getattr(layer, "__name__", repr(layer)), builtin_index(layer)
     if index is not None:
-        if chosen:
-            outer = ORDER[index - 1].__name__ if index else "nothing"
-            inner = ORDER[index + 1].__name__ if index + 1 < len(ORDER) else "the app"
+        if position or before or after:
+            names = ["nothing", *(kind.__name__ for kind in ORDER), "the app"]
             raise ValueError(
-                f"{name} cannot be moved: it runs after {outer} and before {inner}, for "
-                "the security reasons listed in microweb.middleware.ORDER (docs/middleware.md)"
+                f"{name} cannot be moved: it runs after {names[index]} and before "
+                f"{names[index + 2]}, for the security reasons listed in microweb.middleware.ORDER"
             )
         return 2 * index + 1
-    if len(chosen) > 1:
+    if sum(choice is not None for choice in (position, before, after)) > 1:
         raise ValueError(f"app.use({name}, ...): give one of position=, before= or after=")
-    if before is not None or after is not None:
-        anchor = cast(type, before or after)
+    anchor = before or after
+    if anchor is not None:
         anchor_index = builtin_index(anchor)
         if anchor_index is None:
-            known = ", ".join(kind.__name__ for kind in ORDER)
-            raise ValueError(f"before=/after= name a built-in middleware ({known}), not {anchor!r}")
+            raise ValueError(f"before=/after= name a built-in (in ORDER), not {anchor!r}")
         return 2 * anchor_index + (0 if before is not None else 2)
-    if position not in (None, *PLACES):
+    if position not in (None, "outermost", "innermost"):
         raise ValueError(f"position is 'outermost' or 'innermost', not {position!r}")
     return -1 if position == "outermost" else 2 * len(ORDER) + 1
 
 
-def is_hook_layer(layer: Callable[..., WSGIApp]) -> bool:
+def is_hook_layer(layer: Callable[..., WSGIApp]) -> TypeGuard[type[Middleware]]:
     return isinstance(layer, type) and issubclass(layer, Middleware)
 
 
 def build_stack(
     app: WSGIApp, specs: Sequence[LayerSpec], on_error: ErrorResponder | None = None
 ) -> WSGIApp:
-    """Wrap `app` in the middleware `specs` (in stack order, outermost first).
-
-    Runs of consecutive `Middleware` become one `HookChain` each; any other
-    middleware (one that wraps the body, or is not microweb's) is a plain
-    WSGI layer between them. `on_error` (an App's) answers what a hook raises.
-    """
+    """Wrap `app` in the middleware `specs` (outermost first): runs of `Middleware` become
+    `HookChain`\\ s, others plain WSGI layers; `on_error` (an App's) answers what hooks raise."""
     inner: WSGIApp = app
     run: list[Middleware] = []  # hook layers (innermost last) not yet chained around `inner`
     for layer, options in reversed(specs):
         if is_hook_layer(layer):
             # Built around the next layer in, so it also works called on its own.
-            run.insert(0, cast(Middleware, layer(run[0] if run else inner, **options)))
+            run.insert(0, layer(run[0] if run else inner, **options))
             continue
         if run:  # a plain layer: the hooks inside it become one chain first
             inner, run = HookChain(inner, run, on_error), []
@@ -199,12 +173,7 @@ def build_stack(
 
 
 def describe_stack(specs: Sequence[LayerSpec]) -> list[str]:
-    """What runs for a request, in order: one line per layer, then the app.
-
-    The rule of `build_stack`: a `Middleware` runs its own `before` and
-    `after` (those its class defines, named where they are written) from a
-    `HookChain`; anything else is called as a WSGI app. Secrets are hidden.
-    """
+    """What runs for a request, in order (the rule of `build_stack`), secrets hidden."""
     lines = []
     for number, (layer, options) in enumerate(specs, 1):
         args = ", ".join(
@@ -213,9 +182,8 @@ def describe_stack(specs: Sequence[LayerSpec]) -> list[str]:
         )
         name = getattr(layer, "__name__", repr(layer))
         if is_hook_layer(layer):
-            hooks = [getattr(layer, hook) for hook in ("before", "after")]
-            no_ops = (Middleware.before, Middleware.after)
-            runs = " + ".join(hook.__qualname__ for hook in hooks if hook not in no_ops)
+            hooks = [getattr(layer, hook) for hook in ("before", "after") if overrides(layer, hook)]
+            runs = " + ".join(hook.__qualname__ for hook in hooks)
         else:
             runs = f"{name}.__call__, a WSGI layer around everything below"
         lines.append(f"  {number}. {name}({args})  runs: {runs or 'nothing'}")
@@ -234,12 +202,12 @@ class HookChain:
         self.on_error = on_error
         # PERF: bound methods of the layers that define each hook, computed once.
         self.befores = [
-            (i, layer.before) for i, layer in enumerate(layers) if overrides(layer, "before")
+            (i, layer.before) for i, layer in enumerate(layers) if overrides(type(layer), "before")
         ]
         # afters_upto[i]: the `after` hooks of layers[:i], innermost first, which
         # is the order nested WSGI calls run them in.
         self.afters_upto = [
-            tuple(layer.after for layer in reversed(layers[:i]) if overrides(layer, "after"))
+            tuple(layer.after for layer in reversed(layers[:i]) if overrides(type(layer), "after"))
             for i in range(len(layers) + 1)
         ]
 
@@ -263,23 +231,15 @@ class HookChain:
     def recover(
         self, environ: Environ, start_response: StartResponse, exc: Exception, index: int
     ) -> Iterable[bytes]:
-        """Layer `index` (or whatever runs inside the chain) raised: answer with the app's
-        error response, through the `after` hooks of the layers outside it.
-
-        An `after` that raised comes as `AfterFailed`, naming its layer. Without
-        an App (`on_error` None) the exception goes on, and so does the failure
-        of an `after` of another chain's layer (that chain answers it).
-        """
-        cause: BaseException = exc
-        if isinstance(exc, AfterFailed):
-            cause = cast(BaseException, exc.__cause__)
-            if self.on_error is not None and exc.layer not in self.layers:
-                raise exc
-            index = self.layers.index(exc.layer) if self.on_error is not None else index
-        if self.on_error is None:
-            raise cause
-        answer = self.on_error(environ, cause)
-        info = (type(cause), cause, cause.__traceback__)
+        """Layer `index` raised (or an `after`, named in the environ by `run_afters`):
+        the app's error response, through the `after` hooks of the layers outside it."""
+        failed = environ.get(FAILED)
+        if self.on_error is None or (failed is not None and failed not in self.layers):
+            raise exc  # no App to answer; or another chain's layer failed: it answers
+        if failed is not None:
+            index = self.layers.index(environ.pop(FAILED))
+        answer = self.on_error(environ, exc)
+        info = (type(exc), exc, exc.__traceback__)
 
         # PEP 3333: with exc_info, a server replaces a status it has not sent yet.
         def start(status: str, headers: Headers, exc_info: Any = None) -> Any:
@@ -288,12 +248,8 @@ class HookChain:
         return answer(environ, partial(run_afters, self.afters_upto[index], environ, start))
 
 
-class AfterFailed(Exception):
-    """`layer`'s `after` raised (the exception is the `__cause__`)."""
-
-    def __init__(self, layer: Middleware) -> None:
-        super().__init__(f"{type(layer).__name__}.after raised")
-        self.layer = layer
+#: Where `run_afters` names the layer whose `after` raised.
+FAILED = "microweb.failed_layer"
 
 
 def run_afters(
@@ -309,9 +265,9 @@ def run_afters(
         try:
             after(environ, status, headers)
         except Exception as exc:
-            layer = cast(Middleware, getattr(after, "__self__"))  # noqa: B009
-            exc.add_note(f"raised in {type(layer).__name__}.after, on a {status} response")
-            raise AfterFailed(layer) from exc
+            exc.add_note(f"raised in {after.__qualname__}, on a {status} response")
+            environ[FAILED] = after.__self__  # type: ignore[attr-defined]
+            raise
     return start_response(status, headers, exc_info)
 
 

@@ -46,7 +46,7 @@ from typing import Any
 
 from ..http import DEFAULT_PORTS, TOKEN, add_vary, has_any
 from ..layer import Middleware
-from ..response import Reply
+from ..response import TEXT, Reply
 from ..routing import RouteTable, automatic_options
 from ..types import Environ, Headers, WSGIApp
 
@@ -231,7 +231,7 @@ class CORS(Middleware):
         """Fetch §4.8: a refused preflight is a 403 with no grant (a new header list:
         outer layers' `after` hooks edit it in place)."""
         text = f"CORS preflight refused: {why} not allowed.".encode()
-        return Reply(403, [*self.vary_only], text, "text/plain; charset=utf-8")
+        return Reply(403, [*self.vary_only], text, TEXT)
 
     def method_grant(self, environ: Environ, method: str) -> str | None:
         """The ``Access-Control-Allow-Methods`` value granting `method`, or None."""

@@ -41,7 +41,7 @@ from urllib.parse import quote
 
 from ..errors import HTTPError, render
 from ..layer import Middleware
-from ..response import Reply
+from ..response import TEXT, Reply
 from ..types import Environ, WSGIApp
 from .trusted_host import parse_host
 
@@ -50,7 +50,6 @@ from .trusted_host import parse_host
 # one); it is in the query (which arrives as sent, escapes included).
 _PATH_SAFE = "/!$&'()*+,;=:@~"
 _QUERY_SAFE = _PATH_SAFE + "?%"
-TEXT = "text/plain; charset=utf-8"
 
 
 class HTTPSRedirect(Middleware):

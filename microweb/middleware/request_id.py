@@ -124,10 +124,8 @@ class RequestID(Middleware):
 
     def __init__(self, app: WSGIApp, header: str = "X-Request-ID") -> None:
         super().__init__(app)
-        # RFC 9110 §5.1/§5.6.2: a field name is a token. "_" is a token character
-        # too, but refused here: CGI and WSGI spell both "-" and "_" as "_" in the
-        # environ, so an "X_Request_ID" setting could not be told apart from the
-        # dashed header (and front-end servers often drop "_" headers entirely).
+        # RFC 9110 §5.1: a field name is a token. "_" is refused too: the environ
+        # spells "-" and "_" alike (HTTP_X_REQUEST_ID), and proxies drop "_" ones.
         if not isinstance(header, str) or not TOKEN.fullmatch(header) or "_" in header:
             raise ValueError(
                 f"RequestID(header={header!r}) is not a header name: use letters, digits "

@@ -59,7 +59,7 @@ response the work is one scan of the header names and one ``extend``.
 
 from __future__ import annotations
 
-from ..http import has_any, header_names
+from ..http import has_any
 from ..layer import Middleware
 from ..types import Environ, Headers, WSGIApp
 
@@ -141,7 +141,7 @@ class SecurityHeaders(Middleware):
             # PERF: the usual case, the app set none of them: one extend.
             headers.extend(self.https_pairs if https else self.http_pairs)
             return
-        present = header_names(headers)
+        present = {name.lower() for name, _ in headers}
         for lower, name, value in self.https_headers if https else self.http_headers:
             if lower not in present:  # the app's own value wins
                 headers.append((name, value))
