@@ -1,4 +1,4 @@
-"""The multipart parse behind `microweb.uploads.parse_multipart` (RFC 7578, RFC 2046 §5.1).
+"""The multipart parse behind ``req.form`` and ``req.files`` (RFC 7578, RFC 2046 §5.1).
 
 `parse` pushes the body's chunks into the ``multipart`` package's
 `PushMultipartParser` and collects its events into fields and `Upload`

@@ -36,7 +36,7 @@ from webob.multidict import GetDict, MultiDict
 
 from .errors import HTTPError
 from .types import Environ
-from .uploads import DEFAULT_LIMITS, FormLimits, Upload, body_chunks, parse_multipart
+from .uploads import DEFAULT_LIMITS, FormLimits, Upload, body_chunks
 
 DEFAULT_MAX_BODY_SIZE = 1_048_576
 
@@ -178,7 +178,11 @@ class Request(webob.Request):
         if mime == "application/x-www-form-urlencoded":
             result = (MultiDict(self._parse_pairs(self.body.decode("latin-1"))), MultiDict())
         elif mime == "multipart/form-data":
-            result = parse_multipart(env, self.max_body_size, self.config.form_limits)
+            # PERF: the parser, and the `multipart` package, load with the first
+            # form an app reads, not with `import microweb` (bench/rss.py).
+            from .multipart_form import parse
+
+            result = parse(env, self.max_body_size, self.config.form_limits)
         else:
             result = (MultiDict(), MultiDict())
         env["microweb.form"] = result

@@ -1,6 +1,6 @@
 """Uploads: ``req.form`` and ``req.files`` from a ``multipart/form-data`` body (RFC 7578).
 
-How a body is read. `parse_multipart` never holds the body in memory whole:
+How a body is read. `microweb.multipart_form.parse` never holds the body in memory whole:
 it reads ``wsgi.input`` in 64 KiB chunks (`body_chunks`), counting bytes
 against the app's ``max_body_size``, and pushes each chunk into the
 ``multipart`` package's `PushMultipartParser`. That parser keeps no more
@@ -178,14 +178,3 @@ def _read(stream: Any, size: int) -> bytes:
 
 Fields = MultiDict[str, str]
 Files = MultiDict[str, Upload]
-
-
-def parse_multipart(
-    environ: Environ, max_body_size: int, limits: FormLimits = DEFAULT_LIMITS
-) -> tuple[Fields, Files]:
-    """Parse a ``multipart/form-data`` body into (fields, files), streaming, or raise 4xx."""
-    # PERF: the parser, and the `multipart` package, load with the first form
-    # an app reads, not with `import microweb` (bench/rss.py).
-    from .multipart_form import parse
-
-    return parse(environ, max_body_size, limits)

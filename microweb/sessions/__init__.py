@@ -64,10 +64,6 @@ carry ``Vary: Cookie``. Session data is JSON: tuples come back as lists,
 and non-string keys as strings.
 """
 
-# NOTE: microweb.middleware imports SessionMiddleware and session.py imports
-# microweb.middleware.base: loading the middleware package first is the order
-# in which that cycle resolves (issue 11 item 1 removes the cycle itself).
-from .. import middleware  # noqa: F401
 from .cookie import CookieSessions
 from .server import ServerSessions
 from .session import MAX_COOKIE_SIZE, Session, SessionTooLarge
