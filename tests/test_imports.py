@@ -1,9 +1,13 @@
 """The package's layers point one way: no import cycle, and every module imports first.
 
-The import graph is read from the source (every ``import``, those under
-``if TYPE_CHECKING:`` and inside functions included). Importing ``a.b.c``
-also runs the ``__init__`` of ``a.b`` first, so an import gives an edge to
-each package on the way that is not already a package of the importer.
+The import graph is read from the source: every ``import`` a module runs
+while it is being initialised, those under ``if TYPE_CHECKING:`` included
+(a cycle there is one a type checker, or a later refactoring, trips on).
+Imports inside a function are left out: they run when it is called, after
+the modules they name are initialised (the way optional features load
+lazily). Importing ``a.b.c`` also runs the ``__init__`` of ``a.b`` first,
+so an import gives an edge to each package on the way that is not already
+a package of the importer.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ def imported(name: str, path: Path) -> set[str]:
     is_package = path.name == "__init__.py"
     package = name if is_package else name.rpartition(".")[0]
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for node in module_level(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -45,6 +49,17 @@ def imported(name: str, path: Path) -> set[str]:
             found.add(module)
             found.update(f"{module}.{alias.name}" for alias in node.names)
     return {module for module in found if module in MODULES}
+
+
+def module_level(tree: ast.AST) -> list[ast.AST]:
+    """Every node of `tree` outside function bodies."""
+    nodes, todo = [], [tree]
+    while todo:
+        node = todo.pop()
+        nodes.append(node)
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+            todo.extend(ast.iter_child_nodes(node))
+    return nodes
 
 
 def graph() -> dict[str, set[str]]:
