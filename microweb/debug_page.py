@@ -131,8 +131,10 @@ def html_page(req: Any, error: HTTPError, chain: list[traceback.TracebackExcepti
     if detail:
         parts.append(f"<p>{escape(detail)}</p>")
     for number, exc in enumerate(chain):
-        if number:
-            parts.append("<p>While handling that, another exception happened:</p>")
+        if number and exc.__cause__ is chain[number - 1]:
+            parts.append("<p>The exception above was the direct cause of this one:</p>")
+        elif number:
+            parts.append("<p>While handling the exception above, another one happened:</p>")
         parts.append(f"<h2>Traceback (most recent call last): {escape(headline(exc))}</h2>")
         for frame in exc.stack:
             where = f"{short_path(frame.filename)}, line {frame.lineno}, in {frame.name}"

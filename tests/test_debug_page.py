@@ -68,6 +68,12 @@ def test_json_lists_the_exceptions_a_500_was_raised_from() -> None:
     assert problem["chain"][0]["traceback"][-1]["function"] == "failing"
 
 
+def test_html_says_how_chained_exceptions_are_linked() -> None:
+    page = Client(make_app()).get("/chained", headers={"Accept": BROWSER}, status=500).text
+    assert page.index("KeyError: &#x27;note 7&#x27;") < page.index("direct cause")
+    assert page.index("direct cause") < page.index("RuntimeError: lookup failed</h2>")
+
+
 def test_html_for_browsers_shows_source_lines_and_the_request() -> None:
     res = Client(make_app()).get(
         "/crash?x=1",
