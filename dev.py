@@ -67,7 +67,9 @@ def main(argv: list[str]) -> None:
     os.chdir(ROOT)
     if command == "serve":
         ensure_venv("-e", ".")
-        args = ["microweb", "run", "examples.notes:app", "--bind", "127.0.0.1:8000", *rest]
+        # NOTE: no --bind here: microweb run's default is 127.0.0.1:8000, and a
+        # --bind in `rest` would otherwise be a second address (gunicorn appends).
+        args = ["microweb", "run", "examples.notes:app", *rest]
     elif command == "test":
         ensure_venv("tox>=4")
         args = ["tox", *rest]

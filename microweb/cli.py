@@ -140,7 +140,7 @@ def dev(options: list[str]) -> None:
 
     target, given, app = prepare("dev", options)
     argv = gunicorn_argv(target, options, DEV_DEFAULTS)
-    print(banner(target, app, listening_on(given)), flush=True)
+    print(banner(target, app, listening_on(given), tls=given.certfile is not None), flush=True)
     argv[-1] = worker_target(target)
     exec_gunicorn(argv)
 

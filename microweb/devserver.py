@@ -95,9 +95,9 @@ def import_failed(target: str, exc: Exception) -> WSGIApp:
     return answer
 
 
-def banner(target: str, app: Any, binds: list[str]) -> str:
+def banner(target: str, app: Any, binds: list[str], tls: bool = False) -> str:
     """The one-screen summary printed before gunicorn starts."""
-    urls = ", ".join(url_of(bind) for bind in binds)
+    urls = ", ".join(url_of(bind, "https" if tls else "http") for bind in binds)
     router = getattr(app, "router", None)
     count = len(router.routes) if router is not None else 0
     stack = [getattr(layer, "__name__", repr(layer)) for layer, _ in getattr(app, "middleware", [])]
@@ -114,8 +114,9 @@ def banner(target: str, app: Any, binds: list[str]) -> str:
     )
 
 
-def url_of(bind: str) -> str:
+def url_of(bind: str, scheme: str = "http") -> str:
     if bind.startswith(("unix:", "fd://")):
         return bind
     address = bind.removeprefix("tcp://")
-    return f"http://{address}" + (" (every interface!)" if address.startswith("0.0.0.0") else "")
+    everywhere = address.startswith(("0.0.0.0", "[::]"))
+    return f"{scheme}://{address}" + (" (every interface!)" if everywhere else "")

@@ -182,3 +182,6 @@ def test_the_banner_fits_a_screen() -> None:
     assert len(text.splitlines()) <= 10 and max(map(len, text.splitlines())) <= 80
     assert "http://127.0.0.1:8000" in text and "routes      0" in text
     assert worker_target("notes:app") == "microweb.devserver:load('notes:app')"
+    assert "https://0.0.0.0:8443 (every interface!)" in banner(
+        "notes:app", App(), ["0.0.0.0:8443"], tls=True
+    )
