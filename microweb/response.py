@@ -149,6 +149,10 @@ class Response(webob.Response):
     """
 
     _content_types: ClassVar[dict[str, tuple[tuple[str, str], str, str | None]]] = {}
+    # NOTE: WebOb's constructor sets these two on every instance; as class
+    # attributes they need no work in the fast path, and WebOb reads them alike.
+    _headers = None  # the dict-like view of _headerlist, made when first asked for
+    conditional_response = webob.Response.default_conditional_response
 
     def __init__(
         self,
@@ -184,12 +188,8 @@ class Response(webob.Response):
             )
             return
         self._status = line
-        self._headers = None  # NOTE: WebOb's view of _headerlist, made when asked for
-        self.conditional_response = (
-            self.default_conditional_response
-            if conditional_response is None
-            else bool(conditional_response)
-        )
+        if conditional_response is not None:
+            self.conditional_response = bool(conditional_response)
         if status is not None and line in _BODYLESS:  # RFC 9110 §15.3.5, §15.4.5
             self._headerlist = []
             self._app_iter = [b""]
@@ -216,6 +216,7 @@ class Response(webob.Response):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls._content_types = {}  # a subclass may have other defaults (charset...)
+        cls.conditional_response = cls.default_conditional_response
 
     @classmethod
     def _learn(cls, content_type: str) -> tuple[tuple[str, str], str, str | None]:
