@@ -16,7 +16,8 @@ a `Response`           itself (WebOb's full response object)       the handler
 PERF: WebOb's ``Response.__init__`` alone costs about as much as a whole
 bare WSGI call, so the simple cases use `Reply`, a three-slot object that
 calls ``start_response`` with a header list built in one go. Handlers that
-need cookies, caching headers or conditional responses return a `Response`.
+need cookies, caching headers or conditional responses return a `Response`,
+whose constructor has a fast path of its own for the common arguments.
 
 Every header that reaches the server from a handler is checked for CR, LF
 and NUL first: such a value would let the handler's caller split the
