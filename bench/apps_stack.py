@@ -3,7 +3,8 @@
 The same app as `apps_microweb`, with ``app.use`` of ProxyFix, RequestID,
 SecurityHeaders, TrustedHost and CORS, configured as `examples/secure_api.py`
 is. Compare its column with the microweb column: the ratio is what the
-stack costs per request (issue target: at most 1.5x on hello).
+stack costs per request (issue 11 target: at most 2.5x on hello;
+bench/gunicorn_cpu.py measures it under gunicorn).
 
 HTTPSRedirect is left out: the bench's requests are plain http, so it
 would answer every one with a 308 (when the request is https, which is

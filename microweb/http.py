@@ -30,6 +30,7 @@ parse matches nothing, and a date that does not parse is ignored (§13.1.3-4).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from datetime import UTC
 from email.utils import formatdate, parsedate_to_datetime
 from typing import Any, NamedTuple
@@ -151,21 +152,36 @@ def evaluate(
 Headers = list[tuple[str, str]]  # RFC 9110 §5: field names are case-insensitive
 
 
+# PERF (both scans): a plain loop (`any()` over a generator measured twice as
+# slow), and a name's length is compared before it is lower-cased: 0.33 µs
+# instead of 0.74 to look for X-Request-ID among the nine headers of the bench
+# stack's hello. (Lower-casing a token never changes its length.)
+
+
 def has_header(headers: Headers, lower_name: str) -> bool:
     """Whether `headers` has a field called `lower_name` (given in lower case)."""
-    # PERF: a plain loop; `any()` over a generator measured twice as slow here.
+    size = len(lower_name)
     for name, _ in headers:  # noqa: SIM110
-        if name.lower() == lower_name:
+        if len(name) == size and name.lower() == lower_name:
             return True
     return False
 
 
-def has_any(headers: Headers, lower_names: frozenset[str]) -> bool:
-    """Whether `headers` has a field named in `lower_names` (given in lower case)."""
-    # PERF: no set of the names built (0.25 µs against 0.65 for
-    # `header_names(headers).isdisjoint(...)` on a two-header response).
+class FieldNames(frozenset[str]):
+    """Lower-cased field names, and their lengths (for `has_any`)."""
+
+    def __init__(self, names: Iterable[str]) -> None:
+        self.lengths = frozenset(map(len, self))
+
+    def __new__(cls, names: Iterable[str]) -> FieldNames:
+        return super().__new__(cls, (name.lower() for name in names))
+
+
+def has_any(headers: Headers, names: FieldNames) -> bool:
+    """Whether `headers` has a field named in `names`."""
+    lengths = names.lengths
     for name, _ in headers:  # noqa: SIM110
-        if name.lower() in lower_names:
+        if len(name) in lengths and name.lower() in names:
             return True
     return False
 

@@ -44,7 +44,7 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from ..http import DEFAULT_PORTS, TOKEN, add_vary, has_any
+from ..http import DEFAULT_PORTS, TOKEN, FieldNames, add_vary, has_any
 from ..layer import Middleware
 from ..response import TEXT, Reply
 from ..routing import RouteTable, automatic_options
@@ -163,7 +163,7 @@ class CORS(Middleware):
         self.grant_extra = credentials + exposing
         self.grant_any = [("Access-Control-Allow-Origin", "*"), *self.grant_extra]
         self.vary_only = vary
-        self.fields = frozenset(name.lower() for name, _ in [*vary, *self.grant_any])
+        self.fields = FieldNames(name for name, _ in [*vary, *self.grant_any])
         age = [] if max_age is None else [("Access-Control-Max-Age", str(max_age))]
         self.preflight_extra = credentials + age + vary
 
@@ -178,19 +178,17 @@ class CORS(Middleware):
             return None
         return self.preflight(environ, origin, method)
 
-    def grant(self, environ: Environ) -> Headers:
-        """The grant (when Origin is allowed) and ``Vary: Origin``: shared lists, never changed."""
-        if self.any_origin:
-            # Fetch §3.3.3: `*` is the same answer for everyone: no Vary needed.
-            return self.grant_any
-        origin = environ.get("HTTP_ORIGIN")
-        if origin is not None and self.allows(origin):
-            # SECURITY: `allows` passes only a set member or a serialized origin.
-            return [*self.vary_only, ("Access-Control-Allow-Origin", origin), *self.grant_extra]
-        return self.vary_only
-
     def after(self, environ: Environ, status: str, headers: Headers) -> None:
-        added = self.grant(environ)
+        # The grant (when Origin is allowed) and ``Vary: Origin``; the shared
+        # lists are never changed, only copied from.
+        origin = environ.get("HTTP_ORIGIN")
+        if self.any_origin:
+            added = self.grant_any  # Fetch §3.3.3: the same for everyone: no Vary needed
+        elif origin is not None and self.allows(origin):
+            # SECURITY: `allows` passes only a set member or a serialized origin.
+            added = [*self.vary_only, ("Access-Control-Allow-Origin", origin), *self.grant_extra]
+        else:
+            added = self.vary_only
         if not has_any(headers, self.fields):
             headers.extend(added)  # PERF: the usual case, the app set none of them
             return

@@ -59,7 +59,7 @@ response the work is one scan of the header names and one ``extend``.
 
 from __future__ import annotations
 
-from ..http import has_any
+from ..http import FieldNames, has_any
 from ..layer import Middleware
 from ..types import Environ, Headers, WSGIApp
 
@@ -130,7 +130,7 @@ class SecurityHeaders(Middleware):
             if name != "Strict-Transport-Security":
                 self.http_headers.append(header)
             self.https_headers.append(header)
-        self.names = frozenset(lower for lower, _, _ in self.https_headers)
+        self.names = FieldNames(lower for lower, _, _ in self.https_headers)
         self.http_pairs = [(name, value) for _, name, value in self.http_headers]
         self.https_pairs = [(name, value) for _, name, value in self.https_headers]
 
