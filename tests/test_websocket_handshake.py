@@ -198,6 +198,24 @@ def test_route_is_named_after_its_handler_and_url_for_works() -> None:
     app = App()
 
     @app.websocket("/rooms/{room:int}")
-    def room(req: Any, ws: Any) -> None: ...
+    def room(req: Any, ws: Any, room: int) -> None: ...
 
     assert app.url_for("room", room=3) == "/rooms/3"
+
+
+def test_handler_must_take_the_websocket() -> None:
+    app = App()
+    with pytest.raises(TypeError, match="no parameter for the WebSocket"):
+        app.websocket("/ws")(lambda req: None)
+
+
+def test_path_parameters_are_checked_against_the_handler_less_ws() -> None:
+    """Registration checks the handler as called: (req, ws, room) is checked as (req, room)."""
+    app = App()
+    with pytest.raises(TypeError, match="'room'"):
+
+        @app.websocket("/rooms/{room}")
+        def forgot_room(req: Any, ws: Any) -> None: ...
+
+    @app.websocket("/rooms/{room}")
+    def room(req: Any, ws: Any, room: str) -> None: ...

@@ -30,6 +30,7 @@ the fix) unless ``wsgi.multithread`` is true and the socket is there.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -73,10 +74,14 @@ class WebSocketRoute:
         self.subprotocols = tuple(subprotocols)
         self.max_message_size = max_message_size
         self.ping_interval = ping_interval
-        # NOTE: the route table names a route after its handler's `__name__`, and
-        # reports where it was written through `__wrapped__`: the user's, not ours.
+        # NOTE: the route table names a route after its handler's `__name__`,
+        # reports where it was written through `__wrapped__`, and checks the
+        # path parameters against `__signature__`: the user's, less `ws`.
         self.__name__ = getattr(handler, "__name__", "websocket")
         self.__wrapped__ = handler
+        signature = without_ws(handler)
+        if signature is not None:
+            self.__signature__ = signature
 
     def __call__(self, req: Any, **params: Any) -> Upgrade:
         environ = req.environ
@@ -86,26 +91,60 @@ class WebSocketRoute:
             logger.error("%s (refused WebSocket %s)", NEEDS_GTHREAD, req.path)
             raise HTTPError(500, NEEDS_GTHREAD)
 
-        def run(ws: WebSocket) -> None:
-            self.handler(req, ws, **params)
+        def run() -> None:
+            # NOTE: the socket is touched only now, once gunicorn has sent the 101.
+            ws = WebSocket(
+                sock,
+                accepted.subprotocol,
+                max_message_size=self.max_message_size,
+                ping_interval=self.ping_interval,
+            )
+            try:
+                self.handler(req, ws, **params)
+            except Exception:
+                # The 101 is long gone: all that is left is the close code
+                # (§7.4.1: 1011, "an unexpected condition") and the log line.
+                logger.exception("WebSocket handler for %s raised; closing with 1011", req.path)
+                ws.close(1011, "internal error")
+            finally:
+                ws.finish()
 
-        ws = WebSocket(
-            sock,
-            accepted.subprotocol,
-            max_message_size=self.max_message_size,
-            ping_interval=self.ping_interval,
+        return Upgrade(accepted, Session(run))
+
+
+def without_ws(handler: WebSocketHandler) -> inspect.Signature | None:
+    """``handler(req, ws, room)``'s signature as the route is called: ``(req, room)``.
+
+    None when it cannot be read (nothing is certain then); `TypeError` when
+    the handler has no second positional parameter to receive the WebSocket.
+    """
+    try:
+        signature = inspect.signature(handler)
+    except (TypeError, ValueError):
+        return None
+    parameters = list(signature.parameters.values())
+    positional = [p for p in parameters if p.kind in _POSITIONAL]
+    if len(positional) < 2:
+        if any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in parameters):
+            return None
+        name = getattr(handler, "__qualname__", repr(handler))
+        raise TypeError(
+            f"WebSocket handler {name}{signature} must take (req, ws, **params): "
+            "it has no parameter for the WebSocket"
         )
-        return Upgrade(accepted, ws, run, req.path)
+    parameters.remove(positional[1])
+    return signature.replace(parameters=parameters)
+
+
+_POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
 
 
 class Upgrade(webob.Response):
     """``101 Switching Protocols``; its body's ``close()`` runs the WebSocket (step 3)."""
 
-    def __init__(
-        self, accepted: Accepted, ws: WebSocket, run: Callable[[WebSocket], None], path: str
-    ) -> None:
+    def __init__(self, accepted: Accepted, session: Session) -> None:
         super().__init__(status=101, headerlist=list(accepted.headers))
-        self.session = Session(ws, run, path)
+        self.session = session
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Session:
         start_response("101 Switching Protocols", list(self.headerlist))
@@ -115,27 +154,14 @@ class Upgrade(webob.Response):
 class Session:
     """The 101's (empty) body. The server calls `close` once the 101 is sent."""
 
-    def __init__(self, ws: WebSocket, run: Callable[[WebSocket], None], path: str) -> None:
-        self.ws = ws
-        self.run = run
-        self.path = path
-        self.started = False
+    def __init__(self, run: Callable[[], None]) -> None:
+        self.run: Callable[[], None] | None = run
 
     def __iter__(self) -> Iterator[bytes]:
         return iter(())
 
     def close(self) -> None:
-        if self.started:
-            return  # PEP 3333 asks for one close(); a second must do nothing
-        self.started = True
-        ws = self.ws
-        try:
-            self.run(ws)
-        except Exception:
-            # The 101 is long gone: all that is left is the close code (§7.4.1:
-            # 1011, "an unexpected condition") and the log line.
-            logger.exception("WebSocket handler for %s raised; closing with 1011", self.path)
-            ws.close(1011, "internal error")
-        finally:
-            ws.finish()
-
+        # PEP 3333 asks for one close(); a second must do nothing.
+        run, self.run = self.run, None
+        if run is not None:
+            run()
