@@ -50,7 +50,8 @@ WORKERS = str(2 * (os.cpu_count() or 1) + 1)
 DEFAULTS: dict[str, tuple[str | None, str]] = {
     "--bind": ("127.0.0.1:8000", "loopback only: exposing the app is a decision"),
     "--workers": (WORKERS, "2 x CPUs + 1 (gunicorn's advice); WEB_CONCURRENCY wins"),
-    "--worker-class": ("sync", "one request per process; long streams need gthread"),
+    "--worker-class": ("gthread", "a thread per connection: slow clients hold threads"),
+    "--threads": ("16", "per worker (docs/decisions.md: chosen by measurement)"),
     "--timeout": ("30", "a stuck worker is killed and replaced"),
     "--graceful-timeout": ("30", "on SIGTERM, requests in flight may finish"),
     "--keep-alive": ("5", "idle keep-alive connections are dropped soon"),
@@ -92,9 +93,10 @@ after module:app; an option you give replaces microweb's default for it:
 
 `microweb dev` changes: {dev_changes}.
 
-Long-lived responses (EventStream, slow downloads, WebSockets) need
-`--worker-class gthread --threads N`: a sync worker serves one connection at a
-time and is killed after --timeout seconds of one response.
+Each worker serves up to --threads connections at once, one thread each
+(Long-lived responses: EventStream, slow downloads, WebSockets, hold one
+thread each). With `--worker-class sync`, a worker serves one connection at
+a time and is killed after --timeout seconds of one response.
 
 Exit status 2: microweb refused to start (a bad target, an import error, an
 address in use) and said why in one line; otherwise gunicorn's own.
@@ -198,6 +200,10 @@ def gunicorn_argv(
         if getattr(given, setting) is not None:
             continue
         if option == "--workers" and "WEB_CONCURRENCY" in os.environ:
+            continue
+        # NOTE: gunicorn turns a sync worker with threads > 1 into gthread: a
+        # user who picks the worker class gets gunicorn's threads for it, not ours.
+        if option == "--threads" and given.worker_class is not None:
             continue
         argv += [option] if value is None else [option, value]
     rest = list(options)

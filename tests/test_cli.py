@@ -74,6 +74,22 @@ def test_web_concurrency_and_gunicorn_cmd_args_count_as_the_users(
     assert "--timeout" not in argv  # and GUNICORN_CMD_ARGS, which our default would beat
 
 
+@pytest.mark.parametrize(
+    ("options", "worker_class", "threads"),
+    [
+        pytest.param([], "gthread", 16, id="defaults"),
+        # gunicorn would turn sync with threads > 1 into gthread: our threads go too.
+        pytest.param(["--worker-class", "sync"], "sync", None, id="user-picks-sync"),
+        pytest.param(["-k", "gthread", "--threads", "4"], "gthread", 4, id="user-threads"),
+    ],
+)
+def test_worker_class_and_threads(
+    options: list[str], worker_class: str, threads: int | None
+) -> None:
+    settings = parsed(gunicorn_argv("m:app", [*options, "m:app"]))
+    assert (settings.worker_class, settings.threads) == (worker_class, threads)  # type: ignore[attr-defined]
+
+
 def test_dev_defaults_are_one_worker_and_reload() -> None:
     settings = parsed(gunicorn_argv("m:app", ["m:app"], DEV_DEFAULTS))
     assert (settings.workers, settings.reload) == (1, True)  # type: ignore[attr-defined]
@@ -87,7 +103,7 @@ def test_help_shows_the_defaults_and_where_gunicorn_options_go(
     assert "microweb run [gunicorn options] module:app [gunicorn options]" in out
     for option, (value, why) in DEFAULTS.items():
         assert option in out and why in out and (value or "") in out
-    assert "--worker-class gthread" in out
+    assert "--worker-class sync" in out
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:

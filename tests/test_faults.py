@@ -12,7 +12,9 @@ import contextlib
 import http.client
 import os
 import signal
+import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -22,9 +24,11 @@ from threading import Barrier
 from typing import Any
 
 import pytest
-from servers import _SERVERS, TIMEOUT, GunicornServer, Reply, fetch, open_raw
+from servers import _SERVERS, REPO_ROOT, TIMEOUT, GunicornServer, Reply, fetch, open_raw
 from store_outages import read_only
 from worker_ready import ReadyListener
+
+from microweb.cli import WORKERS
 
 pytestmark = pytest.mark.e2e
 
@@ -295,3 +299,71 @@ def test_an_early_413_reaches_every_kind_of_client(gunicorn_server, tmp_path, wo
     }
     seen = {name: [client() for _ in range(20)] for name, client in clients.items()}
     assert seen == {name: [413] * 20 for name in clients}
+
+
+# --- slow clients, under `microweb run`'s defaults ---------------------------------------
+
+
+def test_20_slow_clients_do_not_starve_a_get_under_the_defaults(ready, tmp_path):
+    """20 connections sending their head one byte a second: a normal GET is answered within 2 s.
+
+    Under `microweb run`'s defaults (`microweb.cli.DEFAULTS`: gthread
+    workers, 16 threads each) a slow client holds one thread, not a worker
+    process; with sync workers (one connection per process) the GET waited
+    for --timeout (30 s) or longer. The slow clients come once every worker
+    is up (worker_ready's hook): a gthread worker accepts all it can, so
+    during the first moment after a start the first worker up takes every
+    queued connection (docs/decisions.md, "Worker defaults").
+    """
+    listener = socket.create_server(("127.0.0.1", 0))
+    with listener, (tmp_path / "log").open("wb") as log:
+        command = [sys.executable, "-m", "microweb", "run", "examples.hello:app", *ready.args]
+        command += ["--bind", f"fd://{listener.fileno()}", "--access-logfile", "/dev/null"]
+        env = {
+            k: v for k, v in os.environ.items() if k not in ("GUNICORN_CMD_ARGS", "WEB_CONCURRENCY")
+        }
+        process = subprocess.Popen(
+            [*command],
+            cwd=REPO_ROOT,
+            env={**env, **ready.env},
+            pass_fds=(listener.fileno(),),
+            stdout=log,
+            stderr=log,
+        )
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    stop = threading.Event()
+
+    def trickle(sock: socket.socket) -> None:
+        head = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"s" * 100
+        with contextlib.suppress(OSError):
+            for byte in head:
+                sock.send(bytes([byte]))
+                if stop.wait(1.0):  # the pace of the attack, not a synchronisation
+                    return
+
+    slow: list[socket.socket] = []
+    trickling: list[threading.Thread] = []
+    try:
+        ready.wait(int(WORKERS))  # every worker of the default count is up
+        slow += [open_raw(url) for _ in range(20)]
+        trickling += [threading.Thread(target=trickle, args=(sock,)) for sock in slow]
+        for thread in trickling:
+            thread.start()
+        waits = []
+        for _ in range(3):
+            started = time.monotonic()
+            reply = fetch(url, "GET", "/")
+            waits.append(time.monotonic() - started)
+            assert reply.status == 200
+        assert max(waits) < 2.0, waits
+    except BaseException:
+        print((tmp_path / "log").read_text())
+        raise
+    finally:
+        stop.set()
+        for thread in trickling:
+            thread.join()
+        for sock in slow:
+            sock.close()
+        process.terminate()
+        assert process.wait(timeout=TIMEOUT) == 0, (tmp_path / "log").read_text()
