@@ -92,7 +92,7 @@ class Load:
     def _exchange(self, method: str, path: str, expected: int, **kw: Any) -> Reply | None:
         try:
             reply = fetch(self.url, method, path, **kw)
-        except OSError as exc:
+        except (OSError, http.client.HTTPException) as exc:  # IncompleteRead is not an OSError
             outcome: int | str = type(exc).__name__
         else:
             if reply.status == expected:
