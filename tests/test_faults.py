@@ -14,7 +14,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,7 +23,8 @@ from threading import Barrier
 from typing import Any
 
 import pytest
-from servers import _SERVERS, REPO_ROOT, TIMEOUT, GunicornServer, Reply, fetch, open_raw
+from microweb_run import microweb_run
+from servers import _SERVERS, TIMEOUT, GunicornServer, Reply, fetch, open_raw
 from store_outages import read_only
 from worker_ready import ReadyListener
 
@@ -315,22 +315,6 @@ def test_20_slow_clients_do_not_starve_a_get_under_the_defaults(ready, tmp_path)
     during the first moment after a start the first worker up takes every
     queued connection (docs/decisions.md, "Worker defaults").
     """
-    listener = socket.create_server(("127.0.0.1", 0))
-    with listener, (tmp_path / "log").open("wb") as log:
-        command = [sys.executable, "-m", "microweb", "run", "examples.hello:app", *ready.args]
-        command += ["--bind", f"fd://{listener.fileno()}", "--access-logfile", "/dev/null"]
-        env = {
-            k: v for k, v in os.environ.items() if k not in ("GUNICORN_CMD_ARGS", "WEB_CONCURRENCY")
-        }
-        process = subprocess.Popen(
-            [*command],
-            cwd=REPO_ROOT,
-            env={**env, **ready.env},
-            pass_fds=(listener.fileno(),),
-            stdout=log,
-            stderr=log,
-        )
-        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
     stop = threading.Event()
 
     def trickle(sock: socket.socket) -> None:
@@ -343,27 +327,24 @@ def test_20_slow_clients_do_not_starve_a_get_under_the_defaults(ready, tmp_path)
 
     slow: list[socket.socket] = []
     trickling: list[threading.Thread] = []
-    try:
-        ready.wait(int(WORKERS))  # every worker of the default count is up
-        slow += [open_raw(url) for _ in range(20)]
-        trickling += [threading.Thread(target=trickle, args=(sock,)) for sock in slow]
-        for thread in trickling:
-            thread.start()
-        waits = []
-        for _ in range(3):
-            started = time.monotonic()
-            reply = fetch(url, "GET", "/")
-            waits.append(time.monotonic() - started)
-            assert reply.status == 200
-        assert max(waits) < 2.0, waits
-    except BaseException:
-        print((tmp_path / "log").read_text())
-        raise
-    finally:
-        stop.set()
-        for thread in trickling:
-            thread.join()
-        for sock in slow:
-            sock.close()
-        process.terminate()
-        assert process.wait(timeout=TIMEOUT) == 0, (tmp_path / "log").read_text()
+    served = microweb_run("examples.hello:app", tmp_path / "log", args=ready.args, env=ready.env)
+    with served as (url, _):
+        try:
+            ready.wait(int(WORKERS))  # every worker of the default count is up
+            slow += [open_raw(url) for _ in range(20)]
+            trickling += [threading.Thread(target=trickle, args=(sock,)) for sock in slow]
+            for thread in trickling:
+                thread.start()
+            waits = []
+            for _ in range(3):
+                started = time.monotonic()
+                reply = fetch(url, "GET", "/")
+                waits.append(time.monotonic() - started)
+                assert reply.status == 200
+            assert max(waits) < 2.0, waits
+        finally:
+            stop.set()
+            for thread in trickling:
+                thread.join()
+            for sock in slow:
+                sock.close()
