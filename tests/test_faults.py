@@ -172,7 +172,7 @@ def test_sigterm_lets_10_slow_requests_finish_on_gthread(server, ready):
 
 
 @pytest.mark.parametrize("fault", ["removed", "read-only"])
-def test_store_file_lost_at_runtime_is_503_with_retry_after(server, tmp_path, fault):
+def test_store_file_lost_at_runtime_is_503_with_retry_after(server, ready, tmp_path, fault):
     """RFC 9110 §15.6.4: a store outage is a 503 with Retry-After, never a traceback.
 
     Removed: the workers' open connections would otherwise write on into the
@@ -180,8 +180,11 @@ def test_store_file_lost_at_runtime_is_503_with_retry_after(server, tmp_path, fa
     Read-only (chattr +i, which holds even for open descriptors): writes fail.
     """
     path = tmp_path / "store.db"
-    env = {"RATE_LIMIT_STORE": f"sqlite:{path}", "RATE_LIMIT_T0": str(time.time())}
-    gunicorn = server("tests.rate_limit_app:app", env=env)
+    env = {"RATE_LIMIT_STORE": f"sqlite:{path}", "RATE_LIMIT_T0": str(time.time()), **ready.env}
+    gunicorn = server("tests.rate_limit_app:app", env=env, args=ready.args)
+    # NOTE: both workers have built their store (at startup) before the fault: a
+    # worker starting after the file is removed would rightly create a new one.
+    ready.wait(2)
     assert fetch(gunicorn.url, "GET", "/").status == 200
     files = [path, path.with_name("store.db-wal")]
     with contextlib.ExitStack() as fault_on:
