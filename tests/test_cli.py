@@ -77,7 +77,7 @@ def test_web_concurrency_and_gunicorn_cmd_args_count_as_the_users(
 @pytest.mark.parametrize(
     ("options", "worker_class", "threads"),
     [
-        pytest.param([], "gthread", 16, id="defaults"),
+        pytest.param([], "gthread", 32, id="defaults"),
         # gunicorn would turn sync with threads > 1 into gthread: our threads go too.
         pytest.param(["--worker-class", "sync"], "sync", None, id="user-picks-sync"),
         pytest.param(["-k", "gthread", "--threads", "4"], "gthread", 4, id="user-threads"),

@@ -311,7 +311,7 @@ def test_20_slow_clients_do_not_starve_a_get_under_the_defaults(ready, tmp_path)
     """20 connections sending their head one byte a second: a normal GET is answered within 2 s.
 
     Under `microweb run`'s defaults (`microweb.cli.DEFAULTS`: gthread
-    workers, 16 threads each) a slow client holds one thread, not a worker
+    workers, 32 threads each) a slow client holds one thread, not a worker
     process; with sync workers (one connection per process) the GET waited
     for --timeout (30 s) or longer. The slow clients come once every worker
     is up (worker_ready's hook): a gthread worker accepts all it can, so
@@ -344,6 +344,7 @@ def test_20_slow_clients_do_not_starve_a_get_under_the_defaults(ready, tmp_path)
                 reply = fetch(url, "GET", "/")
                 waits.append(time.monotonic() - started)
                 assert reply.status == 200
+            print(f"GET under 20 slow clients: {[round(w, 3) for w in waits]} s")
             assert max(waits) < 2.0, waits
         finally:
             stop.set()
