@@ -449,6 +449,22 @@ def test_a_hung_redis_is_503_after_the_store_timeout(deployment: Deployment) -> 
 # --- the command line ---------------------------------------------------------------------
 
 
+def test_an_early_401_reaches_the_client_through_nginx(deployment: Deployment) -> None:
+    """RFC 9112 §9.6: the app answers 401 before reading a 900 KB body that nginx has buffered.
+
+    nginx sends the whole body upstream; gunicorn alone reads 64 KiB of what
+    the app left unread, then closes, and nginx, still sending, answered 502
+    35 times of 40. microweb drains the rest after the answer (wsgi.DrainBody).
+    """
+    body = b"x" * 900_000
+    headers = {"Content-Type": "application/json"}
+    statuses = [
+        fetch(deployment.url, "POST", "/api/notes", body=body, headers=headers).status
+        for _ in range(10)
+    ]
+    assert statuses == [401] * 10
+
+
 def test_run_py_starts_the_set_in_the_background_and_stops_it_by_pid(
     tools: None, tmp_path: Path
 ) -> None:
