@@ -444,6 +444,26 @@ def test_an_unhandled_hook_error_is_a_logged_500_naming_the_layer(
     assert "raised in Failing.after, on a 200 OK response" in caplog.text
 
 
+def test_too_late_the_exception_goes_to_the_server_naming_the_layer() -> None:
+    """An `after` that runs when a lazily started stream begins (PEP 3333 lets an app
+    call start_response on its first step): the status may be on its way, so the
+    exception reaches the server, which logs it, with the note naming the layer."""
+
+    def lazy(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        yield b"late"
+
+    app = make_app()
+    app.mount("/lazy", lazy)
+    app.use(Failing, where="after")
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/lazy", "HTTP_HOST": "h",
+               "wsgi.url_scheme": "http", "SERVER_PROTOCOL": "HTTP/1.1"}  # fmt: skip
+    body = app(environ, lambda status, headers, exc_info=None: None)
+    with pytest.raises(LookupError, match="after failed") as raised:
+        list(body)
+    assert "raised in Failing.after, on a 200 OK response" in raised.value.__notes__
+
+
 def test_without_an_app_the_hooks_exception_goes_on() -> None:
     with pytest.raises(LookupError, match="after failed"):
         Client(Failing(bare_app, where="after")).get("/")
