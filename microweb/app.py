@@ -180,6 +180,10 @@ class App(RouteDecorators):
     # -- The WSGI entry point and the request lifecycle -------------------
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        # PERF: most requests declare no body (RFC 9112 §6.3: neither field), so
+        # there is nothing to drain and no wrapper (bench/ response: 2.70x -> 2.53x).
+        if "CONTENT_LENGTH" not in environ and "HTTP_TRANSFER_ENCODING" not in environ:
+            return self._stack(environ, start_response)
         # The whole stack, then (once the answer is sent) the unread body is drained,
         # so that an early answer (413, 401, 429...) reaches the client: wsgi.DrainBody.
         stream = environ.get("wsgi.input")
@@ -194,7 +198,9 @@ class App(RouteDecorators):
             # 2. Match the route. A miss comes back as a built-in endpoint.
             endpoint, params = self.router.match(environ)
             # 3. Call the handler.
-            result = endpoint(req, **params)
+            # PERF: a route without parameters is called without unpacking an empty dict
+            # (bench/ response: 2.50x -> 2.46x).
+            result = endpoint(req, **params) if params else endpoint(req)
             if result is None and self.errors.debug:
                 warn_none(req, endpoint)
             # 4. Convert what it returned; an HTTPError it returned passes through.

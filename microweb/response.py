@@ -103,7 +103,12 @@ _LENGTHS: dict[int, tuple[str, str]] = {}
 def check_headers(headers: Headers) -> None:
     """Refuse header names that are not tokens and values with CR, LF or NUL."""
     try:
-        if _CHECKED.issuperset(headers):
+        # PERF: a loop, not _CHECKED.issuperset(headers), which first builds a
+        # set of the list: 80 ns against 114 for a response's two headers.
+        for header in headers:
+            if header not in _CHECKED:
+                break
+        else:
             return
     except TypeError:  # NOTE: a header that is a list, not a tuple: unhashable
         pass
@@ -143,7 +148,7 @@ class Response(webob.Response):
     the str): WebOb sets the body through four properties, each editing the
     header list. For the common arguments (a ``body`` or ``text``, an int
     status, a content type, more keywords after those) `__init__` builds the
-    same object directly: 0.7 µs (bench/ ``response``: 2.5-2.7x). Everything
+    same object directly: 0.7 µs (bench/ ``response``: 2.4-2.5x). Everything
     else, and every later change (``headers``, ``set_cookie``, ``app_iter``...),
     is WebOb's own code. tests/test_response.py checks that the two
     constructors agree, argument by argument.
