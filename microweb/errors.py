@@ -35,15 +35,18 @@ import html
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import webob
 from webob.acceptparse import create_accept_header
-from webob.exc import WSGIHTTPException
 
 from .response import PHRASES, Reply, check_headers, json_bytes, status_line, to_response
-from .stores.base import STORE_RETRY_AFTER, StoreError
 from .types import Environ, Headers, StartResponse
+
+if TYPE_CHECKING:
+    from webob.exc import WSGIHTTPException
+
+    from .stores.base import StoreError
 
 logger = logging.getLogger("microweb")
 
@@ -87,6 +90,8 @@ class HTTPError(Exception):
 
 def store_unavailable(detail: str = STORE_UNAVAILABLE) -> HTTPError:
     """The 503 for a `StoreError`: ``Retry-After: STORE_RETRY_AFTER`` (RFC 9110 §15.6.4)."""
+    from .stores.base import STORE_RETRY_AFTER  # NOTE: loaded already, by the failing store
+
     return HTTPError(503, detail, [("Retry-After", str(STORE_RETRY_AFTER))])
 
 
@@ -204,14 +209,25 @@ class ErrorHandlers:
             # PERF: the common miss (a 404 or 405, no custom handlers) goes
             # straight to rendering: bench/ notfound 5.3x -> 4.7x bare.
             return render(exc, accept)
-        if isinstance(exc, WSGIHTTPException) and exc.code not in self.by_status:
-            return self._webob_exception(req, exc)
+        if isinstance(exc, webob.Response):  # as WebOb's HTTP exceptions all are
+            # PERF: webob.exc (1,200 lines) loads only in apps that raise its
+            # exceptions, which imported it already: a hello worker's peak RSS
+            # 24.1 -> 23.9 MiB (bench/rss.py).
+            from webob.exc import WSGIHTTPException
+
+            if isinstance(exc, WSGIHTTPException) and exc.code not in self.by_status:
+                return self._webob_exception(req, exc)
         if isinstance(exc, HTTPError):
             error = exc
-        elif isinstance(exc, StoreError):
-            error = self._store_error(req, exc)
         else:
-            error = self._internal_error(req, exc)
+            # PERF: microweb.stores loads only in apps that use a store (the only
+            # source of a StoreError): 50 KiB off a hello worker's peak RSS (bench/rss.py).
+            from .stores.base import StoreError
+
+            if isinstance(exc, StoreError):
+                error = self._store_error(req, exc)
+            else:
+                error = self._internal_error(req, exc)
         handler, argument = self._handler_for(exc, error)
         if handler is not None:
             custom = self._call_handler(handler, req, argument, error)
