@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .converters import BUILTIN_CONVERTERS, Converter, check_converter
 from .errors import ErrorHandlers
@@ -28,8 +28,10 @@ from .response import to_response, warn_none
 from .route_templates import Handler, Route, parse_template
 from .routing import RouteTable
 from .types import Environ, StartResponse, WSGIApp
-from .uploads import FormLimits
 from .wsgi import DRAIN_LIMIT, Mount, drain_after
+
+if TYPE_CHECKING:
+    from .uploads import FormLimits
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -155,9 +157,7 @@ class App(RouteDecorators):
         self.router = RouteTable()
         #: What every `Request` gets: the body cap, the multipart limits (parts,
         #: headers, fields) and the route table's url builder.
-        self.request_config = RequestConfig(
-            max_body_size, form_limits or FormLimits(), self.router.url_for
-        )
+        self.request_config = RequestConfig(max_body_size, form_limits, self.router.url_for)
         self.converters: dict[str, type[Converter]] = dict(BUILTIN_CONVERTERS)
         self.errors = ErrorHandlers(debug)
         #: The middleware (`use`), outermost first, and each one's `slot` in the stack.

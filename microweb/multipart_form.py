@@ -23,8 +23,9 @@ from multipart import (  # type: ignore[import-untyped]  # ships no type hints
 from webob.multidict import MultiDict
 
 from .errors import HTTPError
+from .request import body_chunks
 from .types import Environ
-from .uploads import DEFAULT_LIMITS, Fields, Files, FormLimits, Upload, body_chunks
+from .uploads import DEFAULT_LIMITS, Fields, Files, FormLimits, Upload
 
 
 def boundary_of(content_type: str) -> bytes:
@@ -37,11 +38,11 @@ def boundary_of(content_type: str) -> bytes:
 
 
 def parse(
-    environ: Environ, max_body_size: int, limits: FormLimits = DEFAULT_LIMITS
+    environ: Environ, max_body_size: int, limits: FormLimits | None = None
 ) -> tuple[Fields, Files]:
     """Parse a ``multipart/form-data`` body into (fields, files), streaming, or raise 4xx."""
     boundary = boundary_of(environ.get("CONTENT_TYPE", ""))
-    form = _Form(limits)
+    form = _Form(limits or DEFAULT_LIMITS)
     try:
         form.feed(boundary, body_chunks(environ, max_body_size))
     except ParserLimitReached as exc:

@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Callable
-from typing import Any, NamedTuple
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import parse_qsl
 
 import webob
@@ -36,7 +36,9 @@ from webob.multidict import GetDict, MultiDict
 
 from .errors import HTTPError
 from .types import Environ
-from .uploads import DEFAULT_LIMITS, FormLimits, Upload, body_chunks
+
+if TYPE_CHECKING:
+    from .uploads import FormLimits, Upload
 
 DEFAULT_MAX_BODY_SIZE = 1_048_576
 
@@ -45,7 +47,9 @@ class RequestConfig(NamedTuple):
     """What a `Request` needs from its app (``App.request_config``), instead of the app."""
 
     max_body_size: int = DEFAULT_MAX_BODY_SIZE
-    form_limits: FormLimits = DEFAULT_LIMITS
+    #: The multipart limits; None: `uploads.DEFAULT_LIMITS`. PERF: so that `microweb.uploads`
+    #: and `dataclasses` load with the first form, not in every worker (bench/rss.py).
+    form_limits: FormLimits | None = None
     #: ``url_for(name, params)`` -> the route's path (``RouteTable.url_for``); None outside an App.
     url_for: Callable[[str, dict[str, Any]], str] | None = None
 
@@ -61,10 +65,58 @@ def read_body(environ: Environ, limit: int) -> bytes:
     """Read the request body from ``wsgi.input``, at most `limit` bytes, or raise 4xx.
 
     The reading rules (Content-Length refused above the cap before any read,
-    chunked bodies counted as they arrive) live in `uploads.body_chunks`,
-    which multipart parsing streams from directly.
+    chunked bodies counted as they arrive) live in `body_chunks`, which
+    multipart parsing streams from directly.
     """
     return b"".join(body_chunks(environ, limit))
+
+
+READ_SIZE = 65_536
+
+
+def body_chunks(environ: Environ, limit: int) -> Iterator[bytes]:
+    """The request body in chunks of at most 64 KiB, `limit` bytes at most, or a 4xx."""
+    body: bytes | None = environ.get("microweb.body")
+    if body is not None:  # already read whole (req.body came first)
+        if len(body) > limit:
+            raise HTTPError(413, f"The request body is larger than {limit} bytes.")
+        view = memoryview(body)
+        yield from (bytes(view[i : i + READ_SIZE]) for i in range(0, len(body), READ_SIZE))
+        return
+    stream = environ["wsgi.input"]
+    length_text = environ.get("CONTENT_LENGTH")
+    if length_text:
+        if not (length_text.isascii() and length_text.isdigit()):
+            raise HTTPError(400, "Content-Length is not a number.")
+        remaining = int(length_text)
+        if remaining > limit:  # RFC 9110 §15.5.14: refused before reading
+            raise HTTPError(413, f"The request body is larger than {limit} bytes.")
+        while remaining:
+            chunk = _read(stream, min(READ_SIZE, remaining))
+            if not chunk:
+                raise HTTPError(400, "The request body ended early.")
+            remaining -= len(chunk)
+            yield chunk
+        return
+    if "chunked" not in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+        return  # RFC 9112 §6.3: neither length nor chunked means no body.
+    total = 0
+    while chunk := _read(stream, min(READ_SIZE, limit + 1 - total)):
+        total += len(chunk)
+        if total > limit:
+            raise HTTPError(413, f"The request body is larger than {limit} bytes.")
+        yield chunk
+
+
+def _read(stream: Any, size: int) -> bytes:
+    try:
+        return stream.read(size)  # type: ignore[no-any-return]
+    except Exception as exc:
+        # NOTE: what a server raises for a body it cannot deliver is its own
+        # business: gunicorn raises InvalidChunkSize (not an IOError) for a
+        # chunk size that is not hex, and NoMoreData (an IOError) when the
+        # client hangs up mid-body. Either way the request is at fault: 400.
+        raise HTTPError(400, "The request body could not be read.") from exc
 
 
 class Request(webob.Request):

@@ -23,8 +23,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 from .converters import Converter
@@ -38,8 +37,10 @@ PATH_SAFE = "/:@!$&'()*+,;=~"
 _FLASK_PARAM = re.compile(r"<(?:([A-Za-z_][A-Za-z0-9_]*)(?:\([^)]*\))?:)?([A-Za-z_][A-Za-z0-9_]*)>")
 
 
-@dataclass(frozen=True)
-class Param:
+# PERF: a NamedTuple and a plain class, not dataclasses: with `uploads.FormLimits`
+# loaded with the first form, a worker that routes needs no `dataclasses` (module and
+# generated methods): hello's peak RSS 23.9 -> 23.6 MiB (bench/rss.py).
+class Param(NamedTuple):
     """A ``{name:kind}`` segment of a template."""
 
     name: str
@@ -49,20 +50,30 @@ class Param:
     spans: bool
 
 
-@dataclass
 class Route:
     """A compiled route: its template split into literal and `Param` segments."""
 
-    template: str
-    handler: Handler
-    methods: frozenset[str]
-    name: str
-    segments: tuple[str | Param, ...]
-    where: str = ""
-    param_names: tuple[str, ...] = field(init=False)
+    __slots__ = ("handler", "methods", "name", "param_names", "segments", "template", "where")
 
-    def __post_init__(self) -> None:
-        self.param_names = tuple(s.name for s in self.segments if isinstance(s, Param))
+    def __init__(
+        self,
+        template: str,
+        handler: Handler,
+        methods: frozenset[str],
+        name: str,
+        segments: tuple[str | Param, ...],
+        where: str = "",
+    ) -> None:
+        self.template = template
+        self.handler = handler
+        self.methods = methods
+        self.name = name
+        self.segments = segments
+        self.where = where
+        self.param_names = tuple(s.name for s in segments if isinstance(s, Param))
+
+    def __repr__(self) -> str:
+        return f"Route({self.template!r}, methods={sorted(self.methods)}, name={self.name!r})"
 
     def build(self, params: dict[str, Any]) -> str:
         """The path for these parameter values (the inverse of matching)."""

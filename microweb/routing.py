@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -199,16 +198,16 @@ class _Node:
         return None
 
 
-@dataclass
 class RouteTable:
     """Every route of an app, compiled for matching and for `url_for`."""
 
-    static: dict[str, _Leaf] = field(default_factory=dict)
-    tree: _Node = field(default_factory=_Node)
-    names: dict[str, Route] = field(default_factory=dict)
-    routes: list[Route] = field(default_factory=list)
-    known_methods: set[str] = field(default_factory=lambda: set(STANDARD_METHODS))
-    mounts: dict[str, Mount] = field(default_factory=dict)
+    def __init__(self) -> None:
+        self.static: dict[str, _Leaf] = {}
+        self.tree = _Node()
+        self.names: dict[str, Route] = {}
+        self.routes: list[Route] = []
+        self.known_methods: set[str] = set(STANDARD_METHODS)
+        self.mounts: dict[str, Mount] = {}
 
     def mount(self, mount: Mount) -> None:
         if mount.wsgi_prefix in self.mounts:

@@ -1,7 +1,7 @@
 """Uploads: ``req.form`` and ``req.files`` from a ``multipart/form-data`` body (RFC 7578).
 
 How a body is read. `microweb.multipart_form.parse` never holds the body in memory whole:
-it reads ``wsgi.input`` in 64 KiB chunks (`body_chunks`), counting bytes
+it reads ``wsgi.input`` in 64 KiB chunks (`request.body_chunks`), counting bytes
 against the app's ``max_body_size``, and pushes each chunk into the
 ``multipart`` package's `PushMultipartParser`. That parser keeps no more
 than a boundary's worth of bytes between chunks and yields events: a part's
@@ -41,17 +41,11 @@ from __future__ import annotations
 
 import shutil
 import weakref
-from collections.abc import Iterator
 from dataclasses import dataclass
 from os import PathLike
-from typing import IO, Any
+from typing import IO
 
 from webob.multidict import MultiDict
-
-from .errors import HTTPError
-from .types import Environ
-
-READ_SIZE = 65_536
 
 
 @dataclass(frozen=True)
@@ -129,51 +123,6 @@ class Upload:
 
     def __repr__(self) -> str:
         return f"<Upload {self.name!r}: {self.filename!r} {self.content_type} {self.size} bytes>"
-
-
-def body_chunks(environ: Environ, limit: int) -> Iterator[bytes]:
-    """The request body in chunks of at most 64 KiB, `limit` bytes at most, or a 4xx."""
-    body: bytes | None = environ.get("microweb.body")
-    if body is not None:  # already read whole (req.body came first)
-        if len(body) > limit:
-            raise HTTPError(413, f"The request body is larger than {limit} bytes.")
-        view = memoryview(body)
-        yield from (bytes(view[i : i + READ_SIZE]) for i in range(0, len(body), READ_SIZE))
-        return
-    stream = environ["wsgi.input"]
-    length_text = environ.get("CONTENT_LENGTH")
-    if length_text:
-        if not (length_text.isascii() and length_text.isdigit()):
-            raise HTTPError(400, "Content-Length is not a number.")
-        remaining = int(length_text)
-        if remaining > limit:  # RFC 9110 §15.5.14: refused before reading
-            raise HTTPError(413, f"The request body is larger than {limit} bytes.")
-        while remaining:
-            chunk = _read(stream, min(READ_SIZE, remaining))
-            if not chunk:
-                raise HTTPError(400, "The request body ended early.")
-            remaining -= len(chunk)
-            yield chunk
-        return
-    if "chunked" not in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
-        return  # RFC 9112 §6.3: neither length nor chunked means no body.
-    total = 0
-    while chunk := _read(stream, min(READ_SIZE, limit + 1 - total)):
-        total += len(chunk)
-        if total > limit:
-            raise HTTPError(413, f"The request body is larger than {limit} bytes.")
-        yield chunk
-
-
-def _read(stream: Any, size: int) -> bytes:
-    try:
-        return stream.read(size)  # type: ignore[no-any-return]
-    except Exception as exc:
-        # NOTE: what a server raises for a body it cannot deliver is its own
-        # business: gunicorn raises InvalidChunkSize (not an IOError) for a
-        # chunk size that is not hex, and NoMoreData (an IOError) when the
-        # client hangs up mid-body. Either way the request is at fault: 400.
-        raise HTTPError(400, "The request body could not be read.") from exc
 
 
 Fields = MultiDict[str, str]

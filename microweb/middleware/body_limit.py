@@ -14,7 +14,7 @@ How a body is judged (RFC 9110 §15.5.14, 413 Content Too Large; RFC 9112 §6):
   only known by reading, and a WSGI app that has started reading cannot be
   given a 413 in its place. So — *this is the one case where BodyLimit
   buffers* — the body is read here, at most ``max_bytes`` + 1 bytes of it
-  (`microweb.uploads.body_chunks` counts as it reads): too long → 413;
+  (`microweb.request.body_chunks` counts as it reads): too long → 413;
   otherwise the app gets it as a ``BytesIO`` with a ``Content-Length``, as
   if the client had sent one. Memory is bounded by the cap.
 - **Neither**: no body (RFC 9112 §6.3), nothing to do.
@@ -35,8 +35,8 @@ import io
 from collections.abc import Iterable
 
 from ..errors import ErrorPage, HTTPError, render
+from ..request import body_chunks
 from ..types import Environ, StartResponse, WSGIApp
-from ..uploads import body_chunks
 
 __all__ = ["BodyLimit"]
 
