@@ -53,6 +53,7 @@ FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```\s*$", re.MULTILINE | re.DOTALL)
 FILE_MARKER = re.compile(r"#\s*file:\s*(\S+)")
 IGNORED_HEADERS = re.compile(r"^(date|server|connection):", re.IGNORECASE)
 SERVER_COMMAND = re.compile(r"(^|\s)microweb (run|dev)\s")
+ASSIGNMENTS = re.compile(r"^((?:\w+=\S*\s+)*)")  # a command's leading VAR=value words
 READER_ADDRESS = "127.0.0.1:8000"
 CHECKOUT_PLACEHOLDER = "/path/to/microweb"
 COMMAND_TIMEOUT = 60.0  # seconds; an install gets INSTALL_TIMEOUT
@@ -133,7 +134,8 @@ def fresh_environment(home: Path) -> dict[str, str]:
 
 
 class Server:
-    """The reader's `microweb run` in another terminal: bash in its own process group."""
+    """The reader's `microweb run` in another terminal: bash in its own process group,
+    exec'ing the command, so that the process is gunicorn's master."""
 
     def __init__(self, script: str, cwd: Path, env: dict[str, str], log_path: Path) -> None:
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -161,10 +163,17 @@ class Server:
             listener.close()  # gunicorn holds the socket now
 
     def stop(self) -> None:
-        """SIGTERM to the group; fail when the server had already died or hangs."""
+        """SIGTERM to the master; fail when the server had already died or hangs.
+
+        The group gets SIGKILL only if the master hangs.
+        """
         crashed = self.process.poll() is not None
         if not crashed:
-            os.killpg(self.process.pid, signal.SIGTERM)
+            # NOTE: not to the whole group: the workers would exit at once, and
+            # the master, not yet at its own SIGTERM on a loaded machine, would
+            # fork replacements that miss the shutdown and hold it for the whole
+            # --graceful-timeout (30 s). The master stops its workers itself.
+            os.kill(self.process.pid, signal.SIGTERM)
             try:
                 self.process.wait(timeout=STOP_TIMEOUT)
             except subprocess.TimeoutExpired:
@@ -212,8 +221,11 @@ class Walk:
             self.prelude.append(line)
         script = " && ".join([*self.prelude, line]) if words[:1] != ["source"] else line
         if SERVER_COMMAND.search(line):
+            # NOTE: bash execs the server (after any VAR=value words), so that
+            # `Server.stop` can signal gunicorn's master alone.
+            server_line = ASSIGNMENTS.sub(r"\1exec ", line, count=1)
             # NOTE: the walk appends --bind, which must not land inside a comment.
-            script = re.sub(r"\s+#[^'\"]*$", "", script)
+            script = re.sub(r"\s+#[^'\"]*$", "", " && ".join([*self.prelude, server_line]))
             if self.server is not None:
                 self.server.stop()
             log_path = self.root / f"server-{os.urandom(4).hex()}.log"
