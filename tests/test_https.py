@@ -19,6 +19,7 @@ import pytest
 from servers import TIMEOUT, microweb_run, serving
 from tls import TLS, make_tls
 from websockets.sync.client import connect
+from worker_ready import ReadyListener
 
 pytestmark = pytest.mark.e2e
 
@@ -61,8 +62,16 @@ def test_certificate_is_verified_against_the_test_ca(secure_api: str) -> None:
 
 
 def test_rfc6455_11_1_2_wss_echo(request: pytest.FixtureRequest, tmp_path: Path, tls: TLS) -> None:
+    ready = ReadyListener()
     with serving(request.node, tmp_path) as start:
-        url = start("tests.websocket_app:app", workers=1, args=(*GTHREAD, *tls.args))
+        args = (*GTHREAD, *tls.args, *ready.args)
+        url = start("tests.websocket_app:app", env=ready.env, workers=1, args=args)
+        # NOTE: connect once the worker has loaded the app. `open_timeout` bounds the
+        # whole opening, the TLS handshake included: a connection waiting in the
+        # backlog for a worker still booting on a loaded machine would end in
+        # "TimeoutError: _ssl.c: The handshake operation timed out".
+        ready.wait(1)
+        ready.close()
         uri = url.replace("http://", "wss://") + "/echo"
         with connect(uri, ssl=tls.context, open_timeout=TIMEOUT, close_timeout=TIMEOUT) as ws:
             for message in ("over tls", b"\x00" * 70_000):
