@@ -470,3 +470,43 @@ def test_without_an_app_the_hooks_exception_goes_on() -> None:
     chain = build_stack(bare_app, [(Tag, {"name": "t"}), (Failing, {"where": "after"})])
     with pytest.raises(LookupError, match="after failed"):
         Client(chain).get("/")
+
+
+class AfterOnly(Middleware):
+    """A layer with no `before`: the chain's loop skips it, but it keeps its place."""
+
+    def after(self, environ: Environ, status: str, headers: Headers) -> None:
+        headers.append(("X-Trail", "after-only"))
+
+
+def broken_answer(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+    raise LookupError("early answer failed")
+
+
+class AnswersBroken(Middleware):
+    def before(self, environ: Environ) -> WSGIApp | None:
+        return broken_answer
+
+
+@pytest.mark.parametrize(
+    ("layer", "options", "message"),
+    [
+        pytest.param(AnswersBroken, {}, "early answer failed", id="early-answer-raises"),
+        pytest.param(Failing, {"where": "before"}, "before failed", id="before-raises"),
+    ],
+)
+def test_a_failure_goes_out_through_the_layers_outside_the_failing_one_counting_all_layers(
+    layer: type[Middleware], options: dict[str, Any], message: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The chain finds the failing layer's place among all layers (those without a
+    `before` count too): the error response gets the `after` of every layer outside
+    it, as nested calls would give it, and nothing from it or the layers inside."""
+    app = make_app()
+    app.use(Tag, name="outer", position="outermost")
+    app.use(AfterOnly)
+    app.use(layer, **options)
+    app.use(Tag, name="inner")
+    response = Client(app).get("/x", status=500)
+    assert response.headers.getall("X-Trail") == ["after-only", "outer"]
+    assert "X-Failing" not in response.headers
+    assert message in caplog.text

@@ -81,10 +81,10 @@ def new_request_id() -> str:
     """A fresh id: 128 random bits from `os.urandom`, as 32 lower-case hex digits.
 
     PERF: the bits are drawn `BATCH` ids at a time (`_draw`), so an id costs
-    one ``next`` on a list iterator: about 0.2 µs a call, the draws included,
-    against 0.7 µs for ``f"{random.getrandbits(128):032x}"`` (the previous
-    way) and 0.85 µs for ``os.urandom(16).hex()`` per call, measured for
-    bench/'s stack column.
+    one ``next`` on a list iterator: 0.13 µs a call, the draws included
+    (0.17 when `_draw` sliced the hex string in a loop), against 0.7 µs for
+    ``f"{random.getrandbits(128):032x}"`` and 0.85 µs for
+    ``os.urandom(16).hex()`` per call, measured for bench/'s stack column.
 
     NOTE: unguessable, but not a secret: it is logged and sent back to the
     client. Never use it as a token (CSRF, sessions, reset links).
@@ -103,8 +103,10 @@ BATCH = 256
 
 def _draw() -> Iterator[str]:
     """The next `BATCH` ids of this process."""
-    bits = os.urandom(16 * BATCH).hex()
-    return iter([bits[i : i + 32] for i in range(0, len(bits), 32)])
+    # PERF: `hex` puts a space after every 16 bytes and `split` cuts there, both
+    # in C: 0.09 µs an id (os.urandom's 0.04 included), against 0.13 for
+    # slicing the hex string in a Python loop.
+    return iter(os.urandom(16 * BATCH).hex(" ", 16).split())
 
 
 def _forget_after_fork() -> None:
