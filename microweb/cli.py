@@ -51,7 +51,7 @@ DEFAULTS: dict[str, tuple[str | None, str]] = {
     "--bind": ("127.0.0.1:8000", "loopback only: exposing the app is a decision"),
     "--workers": (WORKERS, "2 x CPUs + 1 (gunicorn's advice); WEB_CONCURRENCY wins"),
     "--worker-class": ("gthread", "a thread per connection: slow clients hold threads"),
-    "--threads": ("32", "per worker: more than a burst of 20 slow clients (decisions.md)"),
+    "--threads": ("32", "per worker: more than a burst of 20 slow clients (docs/decisions/cli.md)"),
     "--timeout": ("30", "a stuck worker is killed and replaced"),
     "--graceful-timeout": ("30", "on SIGTERM, requests in flight may finish"),
     "--keep-alive": ("5", "idle keep-alive connections are dropped soon"),

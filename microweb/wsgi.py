@@ -11,7 +11,7 @@
 - `drain_after` and `DrainBody`: once an answer is sent, read and discard
   what the app left unread of the request body (up to a bound), so that a
   client still sending it reads the answer instead of a reset
-  (RFC 9112 §9.6; docs/decisions.md, "Early answers reach the client").
+  (RFC 9112 §9.6; docs/decisions/http.md, "Early answers reach the client").
 - `Mount`: hand a request to another WSGI app under a path prefix, moving
   the prefix from ``PATH_INFO`` to ``SCRIPT_NAME`` (PEP 3333, "URL
   Reconstruction"), so the mounted app builds its own URLs correctly.

@@ -316,7 +316,7 @@ def test_20_slow_clients_do_not_starve_a_get_under_the_defaults(ready, tmp_path)
     for --timeout (30 s) or longer. The slow clients come once every worker
     is up (worker_ready's hook): a gthread worker accepts all it can, so
     during the first moment after a start the first worker up takes every
-    queued connection (docs/decisions.md, "Worker defaults").
+    queued connection (docs/decisions/cli.md, "Worker defaults").
     """
     stop = threading.Event()
 
