@@ -141,7 +141,16 @@ class Router(RouteDecorators):
 
 
 class App(RouteDecorators):
-    """A microweb application: ``app = App()``, then ``@app.get("/")``."""
+    """A microweb application: ``app = App()``, then ``@app.get("/")``.
+
+    ``debug=True`` shows an unhandled exception's traceback in its 500 (never in
+    production). ``max_body_size`` caps what a handler reads of a request body
+    (413 above it, chunked bodies included); ``form_limits`` (a
+    `microweb.uploads.FormLimits`) bounds multipart uploads. ``max_drain_size``
+    bounds how much of a body left unread is read and discarded once the answer
+    is sent, so that an early answer (413, 401, 429) reaches a client still
+    sending its body instead of a reset (`microweb.wsgi.DrainBody`; 0 turns it off).
+    """
 
     def __init__(
         self,
@@ -297,8 +306,10 @@ class App(RouteDecorators):
         microweb's own middleware take their place in the declared order
         (`microweb.middleware.ORDER`, with the reasons). Any other goes
         innermost, or where you say: ``position="outermost"``, or
-        ``before=``/``after=`` a built-in (in request order). The stack is
-        built now, so a bad option or placement fails here, at startup.
+        ``before=``/``after=`` a built-in (in request order); several at one
+        place keep the order added. Giving more than one of the three, or
+        placing a built-in, is a `ValueError`. The stack is built now, so a
+        bad option or placement fails here, at startup.
         """
         # PERF: the middleware package (sessions, stores, brotli...) loads with
         # the first app.use, not with `import microweb`: bench/rss.py.

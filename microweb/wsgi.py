@@ -57,7 +57,8 @@ class DrainBody:
     connection reset: gunicorn reads at most 64 KiB of a leftover body, then
     closes a socket with unread data, which makes the kernel send RST.
     `App` does this at its exit; wrap a non-microweb app (with microweb
-    middleware around it) in `DrainBody` for the same. ``limit=0`` turns it off.
+    middleware around it) in `DrainBody` for the same. ``limit`` bounds the
+    bytes read (16 MiB by default; ``limit=0`` turns it off).
     """
 
     def __init__(self, app: WSGIApp, limit: int = DRAIN_LIMIT) -> None:

@@ -68,7 +68,11 @@ class ConnectionClosed(Exception):
 
 
 class WebSocket:
-    """One WebSocket connection: ``receive``, ``send``, ``close``, ``for message in ws``."""
+    """One WebSocket connection: ``receive``, ``send``, ``close``, ``for message in ws``.
+
+    ``ws.subprotocol`` is the subprotocol chosen at the handshake, or None;
+    ``ws.close_code`` the code the connection ended with (§7.1.5), None while open.
+    """
 
     def __init__(
         self,
@@ -102,7 +106,8 @@ class WebSocket:
         """The next message (``str`` for text, ``bytes`` for binary); None once the
         connection is closed (by the peer, `close`, a protocol error or a dead peer).
 
-        With a `timeout` (seconds), raises `TimeoutError` when no message came in time.
+        With a `timeout` (seconds), raises `TimeoutError` when no message came in
+        time; the connection stays open, so a handler may catch it and go on.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self._inbox:
