@@ -1,5 +1,6 @@
 """The HTTP grammar every layer shares (RFC 9110): tokens, ports, dates, entity-tags,
-header lists, ``Vary``, and the one evaluation of a request's preconditions.
+header lists, ``Vary``, whether a request has a body (RFC 9112 §6.3), and the one
+evaluation of a request's preconditions.
 
 A leaf module: it imports nothing from microweb, so every layer can use it.
 
@@ -54,6 +55,22 @@ _ONE_TAG = re.compile(_TAG)
 # RFC 9110 §5.6.1: a list may hold empty elements ("a, , b"), which are ignored.
 _TAG_LIST = re.compile(r'[ \t,]*(?:(?:W/)?"[\x21\x23-\x7e\x80-\xff]*"[ \t]*(?:,[ \t,]*|\Z))*')
 
+
+
+def declares_body(environ: dict[str, Any]) -> bool:
+    """Whether the request declares a body: a ``Content-Length`` other than 0, or chunked.
+
+    RFC 9112 §6.3: a request's body length comes from ``Transfer-Encoding``
+    (chunked) or ``Content-Length``; with neither (rule 7) it is zero. So a
+    request without one has nothing to read, refuse for size or drain, and
+    ``wsgi.input`` must not be read: the body reader, `BodyLimit` and the
+    drain after an answer all ask this one question.
+    """
+    length = environ.get("CONTENT_LENGTH")
+    if length and length != "0":
+        return True
+    coding = environ.get("HTTP_TRANSFER_ENCODING")
+    return coding is not None and "chunked" in coding.lower()
 
 
 def http_date(seconds: float) -> str:

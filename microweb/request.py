@@ -35,6 +35,7 @@ import webob
 from webob.multidict import GetDict, MultiDict
 
 from .errors import HTTPError
+from .http import declares_body
 from .types import Environ
 
 if TYPE_CHECKING:
@@ -83,6 +84,8 @@ def body_chunks(environ: Environ, limit: int) -> Iterator[bytes]:
         view = memoryview(body)
         yield from (bytes(view[i : i + READ_SIZE]) for i in range(0, len(body), READ_SIZE))
         return
+    if not declares_body(environ):
+        return  # RFC 9112 §6.3: neither a length nor chunked means no body.
     stream = environ["wsgi.input"]
     length_text = environ.get("CONTENT_LENGTH")
     if length_text:
@@ -98,9 +101,7 @@ def body_chunks(environ: Environ, limit: int) -> Iterator[bytes]:
             remaining -= len(chunk)
             yield chunk
         return
-    if "chunked" not in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
-        return  # RFC 9112 §6.3: neither length nor chunked means no body.
-    total = 0
+    total = 0  # chunked (RFC 9112 §7.1): counted as it arrives
     while chunk := _read(stream, min(READ_SIZE, limit + 1 - total)):
         total += len(chunk)
         if total > limit:

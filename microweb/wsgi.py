@@ -27,6 +27,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from .handler_checks import handler_location
+from .http import declares_body
 from .types import Environ, StartResponse, WSGIApp
 
 logger = logging.getLogger("microweb")
@@ -83,14 +84,7 @@ def drain_after(
     Under gunicorn, each read is bounded in time through its socket
     (``gunicorn.socket``); elsewhere by the server's own timeouts.
     """
-    if (
-        not limit
-        or not environ.get("wsgi.input_terminated")
-        or (
-            environ.get("CONTENT_LENGTH", "") in ("", "0")
-            and "chunked" not in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
-        )
-    ):
+    if not limit or not environ.get("wsgi.input_terminated") or not declares_body(environ):
         return body  # PERF: no body to drain, nothing wrapped (a file_wrapper keeps sendfile)
     return _Draining(body, stream, limit, environ.get("gunicorn.socket"))
 

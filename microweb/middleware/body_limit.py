@@ -35,6 +35,7 @@ import io
 from collections.abc import Iterable
 
 from ..errors import ErrorPage, HTTPError, render
+from ..http import declares_body
 from ..request import body_chunks
 from ..types import Environ, StartResponse, WSGIApp
 
@@ -54,13 +55,13 @@ class BodyLimit:
         self.too_large = ErrorPage(too_large(max_bytes))
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        if not declares_body(environ):
+            return self.app(environ, start_response)
         length = environ.get("CONTENT_LENGTH")
         if length:
             # Not a number: the app's own parser answers 400 (or the server did already).
             if length.isascii() and length.isdigit() and int(length) > self.max_bytes:
                 return self.too_large(environ, start_response)
-            return self.app(environ, start_response)
-        if "chunked" not in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
             return self.app(environ, start_response)
         try:
             body = b"".join(body_chunks(environ, self.max_bytes))
