@@ -11,12 +11,14 @@ mistake is one line naming it rather than a traceback per worker:
 3. check that each TCP address to listen on is free (`check_addresses`);
 4. replace this process with gunicorn (``os.execv``), given microweb's
    `DEFAULTS` for every option the user did not set (on the command line
-   or in ``GUNICORN_CMD_ARGS``), then the user's options, then the target.
+   or in ``GUNICORN_CMD_ARGS``), then the user's options, then the target
+   as a call of `microweb.worker.load`, which gives the app's logs
+   gunicorn's format in each worker (at the level of `app_log_level`).
 
 ``microweb dev module:app`` does the same with `DEV_DEFAULTS` (one worker,
 ``--reload``), prints a banner, and serves the app through
-`microweb.devserver`, which turns on ``debug`` and the app's logging in
-each worker. ``microweb run`` never does either.
+`microweb.devserver`, which also turns on ``debug`` in each worker, and
+logs INFO too. ``microweb run`` never turns debug on.
 
 ``microweb routes module:app`` prints the route table and the middleware
 stack; ``microweb new DIRECTORY`` writes a starter app (`microweb.starter`).
@@ -25,6 +27,7 @@ stack; ``microweb new DIRECTORY`` writes a starter app (`microweb.starter`).
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import shlex
 import socket
@@ -38,9 +41,11 @@ from typing import Any
 
 from gunicorn.config import Config  # type: ignore[import-untyped]
 from gunicorn.errors import AppImportError  # type: ignore[import-untyped]
+from gunicorn.glogging import Logger  # type: ignore[import-untyped]
 from gunicorn.util import import_app, parse_address  # type: ignore[import-untyped]
 
 from . import __version__
+from .worker import worker_target
 
 WORKERS = str(2 * (os.cpu_count() or 1) + 1)
 
@@ -80,7 +85,7 @@ usage: microweb run [gunicorn options] module:app [gunicorn options]
        microweb --version
 
 commands:
-  run     serve module:app with gunicorn (production)
+  run     serve module:app with gunicorn (production; app logs at WARNING)
   dev     serve it for development: one worker, reload on change, debug page,
           app logs at INFO (development mode: never expose it)
   routes  print the route table and the middleware stack
@@ -127,23 +132,26 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def run(options: list[str]) -> None:
-    target, _, app = prepare("run", options)
+    target, given, app = prepare("run", options)
     if getattr(app, "debug", False) is True:
         print(
             "microweb run: warning: the app has debug=True: tracebacks reach clients "
             "(`microweb dev` turns debug on for development only)",
             file=sys.stderr,
         )
-    exec_gunicorn(gunicorn_argv(target, options, DEFAULTS))
+    argv = gunicorn_argv(target, options, DEFAULTS)
+    argv[-1] = worker_target("microweb.worker:load", target, app_log_level(given, "WARNING"))
+    exec_gunicorn(argv)
 
 
 def dev(options: list[str]) -> None:
-    from .devserver import banner, worker_target
+    from .devserver import banner
 
     target, given, app = prepare("dev", options)
     argv = gunicorn_argv(target, options, DEV_DEFAULTS)
-    print(banner(target, app, listening_on(given), tls=given.certfile is not None), flush=True)
-    argv[-1] = worker_target(target)
+    level = app_log_level(given, "INFO")
+    print(banner(target, app, listening_on(given), given.certfile is not None, level), flush=True)
+    argv[-1] = worker_target("microweb.devserver:load", target, level)
     exec_gunicorn(argv)
 
 
@@ -236,6 +244,20 @@ def user_settings(options: list[str]) -> Namespace:
     from_env = vars(parser.parse_args(shlex.split(os.environ.get("GUNICORN_CMD_ARGS", ""))))
     given = vars(parser.parse_args(options))
     return Namespace(**{k: v if v is not None else from_env[k] for k, v in given.items()})
+
+
+def app_log_level(given: Namespace, default: str) -> str | None:
+    """The level of the app's logs: gunicorn's ``--log-level`` when given, else `default`.
+
+    None when the user configured logging (``--log-config``, ``--log-config-json``).
+    """
+    if given.logconfig is not None or given.logconfig_json is not None:
+        return None
+    if given.loglevel is None:
+        return default
+    # NOTE: read as gunicorn reads it for its own error log: an unknown name is INFO.
+    level = Logger.LOG_LEVELS.get(given.loglevel.lower(), logging.INFO)
+    return logging.getLevelName(level)  # type: ignore[no-any-return]
 
 
 def listening_on(given: Namespace) -> list[str]:

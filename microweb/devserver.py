@@ -3,18 +3,17 @@
 ``microweb dev`` (``cli.py``) execs gunicorn with ``--reload`` and one
 worker, and gives it not the user's target but a call of `load`::
 
-    python -m gunicorn ... --reload "microweb.devserver:load('notes:app')"
+    python -m gunicorn ... --reload "microweb.devserver:load('notes:app', 'INFO')"
 
-gunicorn calls ``load('notes:app')`` in each new worker (a worker is
-replaced whenever a source file changes), and `load`
+gunicorn calls `load` in each new worker (a worker is replaced whenever a
+source file changes), and `load`
 
-1. sends the app's own loggers to stderr at INFO, with a timestamp, the
-   process id and the level, in gunicorn's own format: a handler's
-   ``logging.getLogger(__name__).info(...)`` shows up, and so do the
-   warnings and 500 tracebacks that microweb logs on the ``microweb``
-   logger;
-2. imports the target exactly as gunicorn would have (`gunicorn.util.import_app`);
-3. sets ``app.debug = True``: a 500 then shows the debug page
+1. imports the target and sets up the app's logs as ``microweb run`` does
+   (`microweb.worker.load`), at INFO unless ``--log-level`` says otherwise:
+   a handler's ``logging.getLogger(__name__).info(...)`` shows up on stderr
+   with a timestamp, the process id and the level, and so do the warnings
+   and 500 tracebacks that microweb logs on the ``microweb`` logger;
+2. sets ``app.debug = True``: a 500 then shows the debug page
    (`microweb.debug_page`), to a browser as HTML and to an API client as
    problem+json with the traceback as a list of frames.
 
@@ -24,8 +23,8 @@ answers every request with the debug page of the import error, and keeps
 the files of its traceback watched, so the next save reloads the worker.
 
 The user's code is not edited, and nothing is read from the environment:
-``microweb run`` passes the user's target to gunicorn unchanged, so none of
-this can happen in production by accident.
+``microweb run`` gives gunicorn `microweb.worker.load`, which never turns
+debug on, so the debug page cannot be on in production by accident.
 """
 
 from __future__ import annotations
@@ -37,41 +36,25 @@ from collections.abc import Iterable
 from types import ModuleType
 from typing import Any
 
-from gunicorn.util import import_app  # type: ignore[import-untyped]
-
-from . import debug_page
+from . import debug_page, worker
 from .errors import HTTPError
 from .request import Request
 from .types import Environ, StartResponse, WSGIApp
 
 logger = logging.getLogger("microweb")
 
-# NOTE: gunicorn's error-log format (gunicorn.glogging), plus the logger's name.
-LOG_FORMAT = "%(asctime)s [%(process)d] [%(levelname)s] %(name)s: %(message)s"
-LOG_DATE_FORMAT = "[%Y-%m-%d %H:%M:%S %z]"
 
-
-def worker_target(target: str) -> str:
-    """What gunicorn is given in development instead of `target` itself."""
-    return f"{__name__}:load({target!r})"
-
-
-def load(target: str) -> WSGIApp:
-    """Called by gunicorn in each worker: logging at INFO, then the app, with debug on."""
-    # 1. Before the import, so what the module logs while importing shows too.
-    #    basicConfig does nothing when the root logger has a handler already.
-    logging.basicConfig(
-        level=logging.INFO, format=LOG_FORMAT, datefmt=LOG_DATE_FORMAT, stream=sys.stderr
-    )
-    # 2. The app, as gunicorn would have imported it.
+def load(target: str, level: str | None) -> WSGIApp:
+    """Called by gunicorn in each worker: the app and its logs (`microweb.worker`), debug on."""
+    # 1. The app, as gunicorn would have imported it, and its logging.
     try:
-        app: Any = import_app(target)
+        app: Any = worker.load(target, level)
     except Exception as exc:
         # NOTE: in reload mode gunicorn survives only a SyntaxError; any other
         # import error would stop the whole development server.
         logger.exception("importing %s failed; the worker reloads when a file is saved", target)
         return import_failed(target, exc)
-    # 3. The debug page: only a microweb App has one.
+    # 2. The debug page: only a microweb App has one.
     if hasattr(app, "debug"):
         app.debug = True
     else:
@@ -95,7 +78,9 @@ def import_failed(target: str, exc: Exception) -> WSGIApp:
     return answer
 
 
-def banner(target: str, app: Any, binds: list[str], tls: bool = False) -> str:
+def banner(
+    target: str, app: Any, binds: list[str], tls: bool = False, level: str | None = "INFO"
+) -> str:
     """The one-screen summary printed before gunicorn starts."""
     urls = ", ".join(url_of(bind, "https" if tls else "http") for bind in binds)
     router = getattr(app, "router", None)
@@ -107,7 +92,7 @@ def banner(target: str, app: Any, binds: list[str], tls: bool = False) -> str:
             f"  serving     {urls}",
             f"  routes      {count} (`microweb routes {target}` lists them)",
             f"  middleware  {' -> '.join(stack) or 'none'} (then the app)",
-            "  debug       on: a 500 shows the traceback; app logs at INFO",
+            f"  debug       on: a 500 shows the traceback; app logs at {level or 'your config'}",
             "  reload      on: a changed .py file restarts the worker",
             "  development mode: do not expose (use `microweb run` to serve for real)",
         ]

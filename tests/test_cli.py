@@ -17,7 +17,7 @@ from gunicorn.config import Config  # type: ignore[import-untyped]
 from servers import REPO_ROOT, TIMEOUT, fetch
 
 import microweb.cli
-from microweb.cli import DEFAULTS, DEV_DEFAULTS, gunicorn_argv, main
+from microweb.cli import DEFAULTS, DEV_DEFAULTS, app_log_level, gunicorn_argv, main, user_settings
 
 
 def parsed(argv: list[str]) -> object:
@@ -93,6 +93,25 @@ def test_worker_class_and_threads(
 def test_dev_defaults_are_one_worker_and_reload() -> None:
     settings = parsed(gunicorn_argv("m:app", ["m:app"], DEV_DEFAULTS))
     assert (settings.workers, settings.reload) == (1, True)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("options", "env", "expected"),
+    [
+        pytest.param([], "", "WARNING", id="run-default"),
+        pytest.param(["--log-level", "debug"], "", "DEBUG", id="log-level-given"),
+        pytest.param([], "--log-level error", "ERROR", id="log-level-in-gunicorn-cmd-args"),
+        pytest.param(["--log-level", "loud"], "", "INFO", id="unknown-is-info-as-in-gunicorn"),
+        pytest.param(["--log-config", "x.ini"], "", None, id="log-config-left-alone"),
+        pytest.param(["--log-config-json", "x.json", "--log-level", "debug"], "", None,
+                     id="log-config-json-left-alone"),
+    ],
+)  # fmt: skip
+def test_app_log_level_follows_gunicorns_logging_options(
+    options: list[str], env: str, expected: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GUNICORN_CMD_ARGS", env)
+    assert app_log_level(user_settings(options), "WARNING") == expected
 
 
 def test_help_shows_the_defaults_and_where_gunicorn_options_go(
@@ -215,7 +234,8 @@ def test_run_warns_when_the_app_has_debug_on(
     monkeypatch.setattr(microweb.cli, "exec_gunicorn", started.append)
     main(["run", f"{name}:app", "--bind", "127.0.0.1:0"])
     assert "the app has debug=True" in capsys.readouterr().err
-    assert started and started[0][-1] == f"{name}:app"  # run serves the target as it is
+    # run serves the target through the loader that sets up its logs, and no debug page
+    assert started and started[0][-1] == f"microweb.worker:load('{name}:app', 'WARNING')"
 
 
 def test_routes_prints_routes_and_middleware(capsys: pytest.CaptureFixture[str]) -> None:

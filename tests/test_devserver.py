@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from servers import REPO_ROOT, TIMEOUT, fetch
 
-from microweb.devserver import banner, worker_target
+from microweb.devserver import banner
 
 pytestmark = pytest.mark.e2e
 
@@ -181,7 +181,8 @@ def test_the_banner_fits_a_screen() -> None:
     text = banner("notes:app", App(), ["127.0.0.1:8000"])
     assert len(text.splitlines()) <= 10 and max(map(len, text.splitlines())) <= 80
     assert "http://127.0.0.1:8000" in text and "routes      0" in text
-    assert worker_target("notes:app") == "microweb.devserver:load('notes:app')"
+    assert "app logs at INFO" in text
+    assert "app logs at your config" in banner("notes:app", App(), ["127.0.0.1:8000"], level=None)
     assert "https://0.0.0.0:8443 (every interface!)" in banner(
         "notes:app", App(), ["0.0.0.0:8443"], tls=True
     )
