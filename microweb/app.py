@@ -168,11 +168,12 @@ class App(RouteDecorators):
         #: headers, fields) and the route table's url builder.
         self.request_config = RequestConfig(max_body_size, form_limits, self.router.url_for)
         self.converters: dict[str, type[Converter]] = dict(BUILTIN_CONVERTERS)
-        self.errors = ErrorHandlers(debug)
+        self.errors = ErrorHandlers()
         #: The middleware (`use`), outermost first, and each one's `slot` in the stack.
         self.middleware: list[tuple[Callable[..., WSGIApp], dict[str, Any]]] = []
         self.slots: list[int] = []
         self._stack: WSGIApp = self.dispatch
+        self.debug = debug
 
     @property
     def max_body_size(self) -> int:
@@ -180,11 +181,18 @@ class App(RouteDecorators):
 
     @property
     def debug(self) -> bool:
-        return self.errors.debug
+        return self.errors.debug_page is not None
 
     @debug.setter
     def debug(self, value: bool) -> None:
-        self.errors.debug = value
+        # NOTE: the debug page loads only when debug is on (a production worker never
+        # imports it), and the app hands it over: errors.py, which it uses, cannot import it.
+        if value:
+            from .debug_page import render
+
+            self.errors.debug_page = render
+        else:
+            self.errors.debug_page = None
 
     # -- The WSGI entry point and the request lifecycle -------------------
 
@@ -212,7 +220,7 @@ class App(RouteDecorators):
             # PERF: a route without parameters is called without unpacking an empty dict
             # (bench/ response: 2.50x -> 2.46x).
             result = endpoint(req, **params) if params else endpoint(req)
-            if result is None and self.errors.debug:
+            if result is None and self.errors.debug_page:
                 warn_none(req, endpoint)
             # 4. Convert what it returned; an HTTPError it returned passes through.
             #    A stream's first chunk is read here, so a bad one is still a 500.
@@ -327,4 +335,3 @@ class App(RouteDecorators):
     def url_for(self, name: str, /, **params: Any) -> str:
         """The path of the route called `name` (``app.url_for("note", id=3)``)."""
         return self.router.url_for(name, params)
-

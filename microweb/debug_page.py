@@ -32,8 +32,10 @@ from __future__ import annotations
 import html
 import linecache
 import os
-import traceback
+from traceback import TracebackException
 from typing import Any
+
+import webob
 
 from .errors import HTML, PROBLEM_JSON, HTTPError, prefers_html
 from .response import Reply, json_bytes
@@ -48,7 +50,7 @@ STYLE = (
 )
 
 
-def render(req: Any, error: HTTPError, exc: BaseException) -> Reply:
+def render(req: webob.Request, error: HTTPError, exc: BaseException) -> Reply:
     """The debug page for `error`, caused by `exc`, as HTML or problem+json for `req`."""
     chain = exception_chain(exc)
     if prefers_html(req.environ.get("HTTP_ACCEPT", "")):
@@ -64,12 +66,10 @@ def render(req: Any, error: HTTPError, exc: BaseException) -> Reply:
     return Reply(error.status, error.headers, json_bytes(problem), PROBLEM_JSON)
 
 
-def exception_chain(exc: BaseException) -> list[traceback.TracebackException]:
+def exception_chain(exc: BaseException) -> list[TracebackException]:
     """`exc` and the exceptions it was raised from or during, oldest first."""
-    chain: list[traceback.TracebackException] = []
-    current: traceback.TracebackException | None = traceback.TracebackException.from_exception(
-        exc, limit=-MAX_FRAMES
-    )
+    chain: list[TracebackException] = []
+    current: TracebackException | None = TracebackException.from_exception(exc, limit=-MAX_FRAMES)
     while current is not None:
         chain.insert(0, current)
         if current.__cause__ is not None:
@@ -79,7 +79,7 @@ def exception_chain(exc: BaseException) -> list[traceback.TracebackException]:
     return chain
 
 
-def headline(exc: traceback.TracebackException) -> str:
+def headline(exc: TracebackException) -> str:
     return "".join(exc.format_exception_only()).strip()
 
 
@@ -89,7 +89,7 @@ def short_path(filename: str) -> str:
     return filename if relative.startswith("..") else relative
 
 
-def exception_member(exc: traceback.TracebackException) -> dict[str, Any]:
+def exception_member(exc: TracebackException) -> dict[str, Any]:
     frames = [
         {
             "file": short_path(frame.filename),
@@ -116,7 +116,7 @@ def source_lines(filename: str, lineno: int | None) -> str:
     return "<pre>" + "\n".join(shown) + "</pre>" if shown else ""
 
 
-def html_page(req: Any, error: HTTPError, chain: list[traceback.TracebackException]) -> bytes:
+def html_page(req: webob.Request, error: HTTPError, chain: list[TracebackException]) -> bytes:
     escape = html.escape
     heading = escape(headline(chain[-1]))
     status, title, detail = error.status, error.title, error.detail

@@ -11,8 +11,9 @@ An error response is negotiated (RFC 9110 §12.5.1) between two forms:
 An exception that is not an `HTTPError` is a bug: the client gets a bare
 500, and the traceback goes to the ``microweb`` logger. Nothing about the
 exception (its text, the traceback, file paths) is in the body unless the
-app runs with ``debug=True`` (then `microweb.debug_page` renders it): those
-details help an attacker map the code.
+app runs with ``debug=True`` (then `App` hands `ErrorHandlers` the renderer
+of `microweb.debug_page`, which imports this module, never the reverse):
+those details help an attacker map the code.
 
 One exception is not a bug but an outage: a `StoreError` (a shared store
 — SQLite locked, Redis down — cannot be used; see `microweb.stores`).
@@ -179,11 +180,15 @@ def keep_error_status(response: Any, error: HTTPError) -> None:
     headers.extend((n, v) for n, v in error.headers if n.lower() not in present)
 
 
+#: Renders the debug page of a 5xx caused by an exception (`microweb.debug_page.render`).
+DebugPage = Callable[[webob.Request, HTTPError, BaseException], Reply]
+
+
 class ErrorHandlers:
     """Turns any exception into a response, through the app's registered handlers."""
 
-    def __init__(self, debug: bool = False) -> None:
-        self.debug = debug
+    def __init__(self, debug_page: DebugPage | None = None) -> None:
+        self.debug_page = debug_page  # set by App when debug is on
         self.by_status: dict[int, ErrorHandler] = {}
         self.by_class: dict[type[BaseException], ErrorHandler] = {}
 
@@ -205,7 +210,7 @@ class ErrorHandlers:
     def respond(self, req: webob.Request, exc: BaseException) -> Any:
         """The WSGI response for `exc`, raised or returned while serving `req`."""
         accept = req.environ.get("HTTP_ACCEPT", "")
-        if type(exc) is HTTPError and not (self.debug or self.by_status or self.by_class):
+        if type(exc) is HTTPError and not (self.debug_page or self.by_status or self.by_class):
             # PERF: the common miss (a 404 or 405, no custom handlers) goes
             # straight to rendering: bench/ notfound 5.3x -> 4.7x bare.
             return render(exc, accept)
@@ -240,11 +245,8 @@ class ErrorHandlers:
             check_headers(error.headers)  # they may have changed since __init__
         except ValueError as bad:
             error = self._internal_error(req, bad)
-        if self.debug and error.status >= 500 and error.__cause__ is not None:
-            # NOTE: imported here, as production never needs it (and it imports this module).
-            from . import debug_page
-
-            return debug_page.render(req, error, error.__cause__)
+        if self.debug_page and error.status >= 500 and error.__cause__ is not None:
+            return self.debug_page(req, error, error.__cause__)
         return render(error, accept)
 
     def _webob_exception(self, req: webob.Request, exc: WSGIHTTPException) -> Any:

@@ -17,7 +17,7 @@ import microweb
 
 LAZY_LOADED = [
     *("jwt", "multipart", "sqlite3", "redis", "brotli", "wsproto"),
-    *("microweb.middleware", "microweb.stores", "microweb.uploads"),
+    *("microweb.middleware", "microweb.stores", "microweb.uploads", "microweb.debug_page"),
     "webob.exc",  # WebOb's 1,200 lines of HTTP exceptions: loaded by apps that raise them
     "dataclasses",  # FormLimits is the only dataclass an app meets: loaded with the first form
 ]
