@@ -23,8 +23,6 @@ from multipart import (  # type: ignore[import-untyped]  # ships no type hints
 from webob.multidict import MultiDict
 
 from .errors import HTTPError
-from .request import body_chunks
-from .types import Environ
 from .uploads import DEFAULT_LIMITS, Fields, Files, FormLimits, Upload
 
 
@@ -38,13 +36,17 @@ def boundary_of(content_type: str) -> bytes:
 
 
 def parse(
-    environ: Environ, max_body_size: int, limits: FormLimits | None = None
+    content_type: str, body: Iterator[bytes], limits: FormLimits | None = None
 ) -> tuple[Fields, Files]:
-    """Parse a ``multipart/form-data`` body into (fields, files), streaming, or raise 4xx."""
-    boundary = boundary_of(environ.get("CONTENT_TYPE", ""))
+    """Parse a ``multipart/form-data`` body into (fields, files), streaming, or raise 4xx.
+
+    `body` yields the request body's chunks, its cap enforced as they are read
+    (`microweb.request.body_chunks`, passed in: the request imports this module).
+    """
+    boundary = boundary_of(content_type)
     form = _Form(limits or DEFAULT_LIMITS)
     try:
-        form.feed(boundary, body_chunks(environ, max_body_size))
+        form.feed(boundary, body)
     except ParserLimitReached as exc:
         form.discard()
         raise HTTPError(413, f"The multipart body exceeds a limit: {exc}.") from exc

@@ -235,7 +235,8 @@ class Request(webob.Request):
             # form an app reads, not with `import microweb` (bench/rss.py).
             from .multipart_form import parse
 
-            result = parse(env, self.max_body_size, self.config.form_limits)
+            body = body_chunks(env, self.max_body_size)
+            result = parse(env["CONTENT_TYPE"], body, self.config.form_limits)
         else:
             result = (MultiDict(), MultiDict())
         env["microweb.form"] = result
