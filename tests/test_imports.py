@@ -1,13 +1,20 @@
 """The package's layers point one way: no import cycle, and every module imports first.
 
-The import graph is read from the source: every ``import`` a module runs
-while it is being initialised, those under ``if TYPE_CHECKING:`` included
-(a cycle there is one a type checker, or a later refactoring, trips on).
-Imports inside a function are left out: they run when it is called, after
-the modules they name are initialised (the way optional features load
-lazily). Importing ``a.b.c`` also runs the ``__init__`` of ``a.b`` first,
-so an import gives an edge to each package on the way that is not already
-a package of the importer.
+The import graph is read from the source: every ``import`` statement in a
+module, wherever it is: at module level, under ``if TYPE_CHECKING:`` (a
+cycle there is one a type checker, or a later refactoring, trips on), and
+inside functions. An import in a function runs late, so a cycle through one
+does not fail at import time; it is still two modules that need each other,
+which a reader cannot put in order (errors -> debug_page -> errors was one).
+
+Importing ``a.b.c`` also runs the ``__init__`` of ``a`` and ``a.b`` first,
+so an import gives an edge to each package on the way, except the
+importer's own packages: Python initialises a package before any of its
+submodules, so they are initialised already. That is why a package's
+``__init__`` may load its own submodules lazily (``microweb.__getattr__``,
+``microweb.stores.__getattr__``) without making a cycle. A submodule that
+imports a *name* its package's ``__init__`` defines (``from . import
+__version__``) does depend on that ``__init__``: that is an edge.
 """
 
 from __future__ import annotations
@@ -35,11 +42,11 @@ MODULES = module_names()
 
 
 def imported(name: str, path: Path) -> set[str]:
-    """The microweb modules `name` imports (absolute names)."""
+    """The microweb modules `name` imports (absolute names), in any function too."""
     is_package = path.name == "__init__.py"
     package = name if is_package else name.rpartition(".")[0]
     found: set[str] = set()
-    for node in module_level(ast.parse(path.read_text(), str(path))):
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -47,19 +54,12 @@ def imported(name: str, path: Path) -> set[str]:
             base = base[: len(base) - node.level + 1] if node.level else []
             module = ".".join([*base, *([node.module] if node.module else [])])
             found.add(module)
-            found.update(f"{module}.{alias.name}" for alias in node.names)
-    return {module for module in found if module in MODULES}
-
-
-def module_level(tree: ast.AST) -> list[ast.AST]:
-    """Every node of `tree` outside function bodies."""
-    nodes, todo = [], [tree]
-    while todo:
-        node = todo.pop()
-        nodes.append(node)
-        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
-            todo.extend(ast.iter_child_nodes(node))
-    return nodes
+            for alias in node.names:
+                if f"{module}.{alias.name}" in MODULES:
+                    found.add(f"{module}.{alias.name}")
+                elif module in MODULES and MODULES[module].name == "__init__.py":
+                    found.add(f"{module}.__init__")  # a name the package's __init__ defines
+    return {module for module in found if module.removesuffix(".__init__") in MODULES}
 
 
 def graph() -> dict[str, set[str]]:
@@ -67,13 +67,16 @@ def graph() -> dict[str, set[str]]:
     for name, path in MODULES.items():
         targets = set()
         for module in imported(name, path):
+            if module.endswith(".__init__"):  # a name from a package's __init__
+                targets.add(module.removesuffix(".__init__"))
+                continue
             parts = module.split(".")
             for end in range(1, len(parts) + 1):
                 step = ".".join(parts[:end])
                 # The importer's own packages are being initialised already.
                 if not (name == step or name.startswith(step + ".")):
                     targets.add(step)
-        edges[name] = targets
+        edges[name] = targets - {name}
     return edges
 
 
