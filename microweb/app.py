@@ -220,7 +220,7 @@ class App(RouteDecorators):
             # PERF: a route without parameters is called without unpacking an empty dict
             # (bench/ response: 2.50x -> 2.46x).
             result = endpoint(req, **params) if params else endpoint(req)
-            if result is None and self.errors.debug_page:
+            if result is None and self.debug:
                 warn_none(req, endpoint)
             # 4. Convert what it returned; an HTTPError it returned passes through.
             #    A stream's first chunk is read here, so a bad one is still a 500.
@@ -231,12 +231,12 @@ class App(RouteDecorators):
         if isinstance(response, BaseException):
             response = self.errors.respond(req, response)
         # 6. Respond. HEAD drops the body in the response object, headers kept.
-        return response(environ, start_response)  # type: ignore[no-any-return]
+        return response(environ, start_response)
 
     def error_response(self, environ: Environ, exc: BaseException) -> WSGIApp:
         """The answer to an exception a middleware raised (see `microweb.middleware`)."""
         req = Request(environ, self.request_config)
-        return self.errors.respond(req, exc)  # type: ignore[no-any-return]
+        return self.errors.respond(req, exc)
 
     # -- Building the app --------------------------------------------------
 

@@ -45,6 +45,8 @@ from gunicorn.glogging import Logger  # type: ignore[import-untyped]
 from gunicorn.util import import_app, parse_address  # type: ignore[import-untyped]
 
 from . import __version__
+from .app import App
+from .types import WSGIApp
 from .worker import worker_target
 
 WORKERS = str(2 * (os.cpu_count() or 1) + 1)
@@ -158,7 +160,10 @@ def dev(options: list[str]) -> None:
 def routes(options: list[str]) -> None:
     if len(options) != 1:
         raise StartError("usage: microweb routes module:app")
-    print(routes_table(import_target(options[0], [os.getcwd()])))
+    app = import_target(options[0], [os.getcwd()])
+    if not isinstance(app, App):
+        raise StartError(f"{options[0]} is not a microweb App: it has no route table")
+    print(routes_table(app))
 
 
 def new(options: list[str]) -> None:
@@ -175,7 +180,7 @@ def new(options: list[str]) -> None:
 COMMANDS = {"run": run, "dev": dev, "routes": routes, "new": new}
 
 
-def prepare(command: str, options: list[str]) -> tuple[str, Namespace, Any]:
+def prepare(command: str, options: list[str]) -> tuple[str, Namespace, WSGIApp]:
     """The target, the gunicorn settings the user gave, and the app, imported and checked."""
     parsed = gunicorn_parser(command).parse_args(options)
     if len(parsed.args) != 1:
@@ -264,7 +269,7 @@ def listening_on(given: Namespace) -> list[str]:
     return list(given.bind or [DEFAULTS["--bind"][0]])
 
 
-def import_target(target: str, search: list[str]) -> Any:
+def import_target(target: str, search: list[str]) -> WSGIApp:
     """Import ``module:app`` as gunicorn will (`search` first on sys.path); the app.
 
     Raises `StartError` with one line that names what failed.
@@ -275,7 +280,7 @@ def import_target(target: str, search: list[str]) -> Any:
     saved = sys.path[:]
     sys.path[:0] = search
     try:
-        app = import_app(target)
+        app: WSGIApp = import_app(target)
     except AppImportError as exc:  # no such attribute, or not callable
         raise StartError(f"{target}: {exc}") from None
     except ModuleNotFoundError as exc:
@@ -357,7 +362,7 @@ def describe(obj: Any) -> str:
     return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
 
 
-def routes_table(app: Any) -> str:
+def routes_table(app: App) -> str:
     """The route table, the mounts, and the middleware stack in request order."""
     rows = [("METHODS", "PATH", "NAME", "HANDLER")]
     for route in app.router.routes:

@@ -34,9 +34,9 @@ import sys
 import traceback
 from collections.abc import Iterable
 from types import ModuleType
-from typing import Any
 
 from . import debug_page, worker
+from .app import App
 from .errors import HTTPError
 from .request import Request
 from .types import Environ, StartResponse, WSGIApp
@@ -48,18 +48,18 @@ def load(target: str, level: str | None) -> WSGIApp:
     """Called by gunicorn in each worker: the app and its logs (`microweb.worker`), debug on."""
     # 1. The app, as gunicorn would have imported it, and its logging.
     try:
-        app: Any = worker.load(target, level)
+        app: WSGIApp = worker.load(target, level)
     except Exception as exc:
         # NOTE: in reload mode gunicorn survives only a SyntaxError; any other
         # import error would stop the whole development server.
         logger.exception("importing %s failed; the worker reloads when a file is saved", target)
         return import_failed(target, exc)
     # 2. The debug page: only a microweb App has one.
-    if hasattr(app, "debug"):
+    if isinstance(app, App):
         app.debug = True
     else:
         logger.warning("%s is not a microweb App: no debug page (errors are still logged)", target)
-    return app  # type: ignore[no-any-return]
+    return app
 
 
 def import_failed(target: str, exc: Exception) -> WSGIApp:
@@ -79,18 +79,17 @@ def import_failed(target: str, exc: Exception) -> WSGIApp:
 
 
 def banner(
-    target: str, app: Any, binds: list[str], tls: bool = False, level: str | None = "INFO"
+    target: str, app: WSGIApp, binds: list[str], tls: bool = False, level: str | None = "INFO"
 ) -> str:
     """The one-screen summary printed before gunicorn starts."""
     urls = ", ".join(url_of(bind, "https" if tls else "http") for bind in binds)
-    router = getattr(app, "router", None)
-    count = len(router.routes) if router is not None else 0
-    stack = [getattr(layer, "__name__", repr(layer)) for layer, _ in getattr(app, "middleware", [])]
+    routes, layers = (app.router.routes, app.middleware) if isinstance(app, App) else ([], [])
+    stack = [getattr(layer, "__name__", repr(layer)) for layer, _ in layers]
     return "\n".join(
         [
             f"microweb dev {target}",
             f"  serving     {urls}",
-            f"  routes      {count} (`microweb routes {target}` lists them)",
+            f"  routes      {len(routes)} (`microweb routes {target}` lists them)",
             f"  middleware  {' -> '.join(stack) or 'none'} (then the app)",
             f"  debug       on: a 500 shows the traceback; app logs at {level or 'your config'}",
             "  reload      on: a changed .py file restarts the worker",

@@ -42,7 +42,7 @@ import webob
 from webob.acceptparse import create_accept_header
 
 from .response import PHRASES, Reply, check_headers, json_bytes, status_line, to_response
-from .types import Environ, Headers, StartResponse
+from .types import Environ, Headers, StartResponse, WSGIApp
 
 if TYPE_CHECKING:
     from webob.exc import WSGIHTTPException
@@ -162,7 +162,7 @@ def _html_body(status: int, title: str, detail: str | None) -> bytes:
     return ("\n".join(parts) + "\n</html>\n").encode()
 
 
-def keep_error_status(response: Any, error: HTTPError) -> None:
+def keep_error_status(response: WSGIApp, error: HTTPError) -> None:
     """Give a custom error response the error's status (for plain values) and headers.
 
     A dict returned for a 404 must not become a 200, and a 405 must keep
@@ -207,7 +207,7 @@ class ErrorHandlers:
         else:
             self.by_class[key] = handler
 
-    def respond(self, req: webob.Request, exc: BaseException) -> Any:
+    def respond(self, req: webob.Request, exc: BaseException) -> WSGIApp:
         """The WSGI response for `exc`, raised or returned while serving `req`."""
         accept = req.environ.get("HTTP_ACCEPT", "")
         if type(exc) is HTTPError and not (self.debug_page or self.by_status or self.by_class):
@@ -249,7 +249,7 @@ class ErrorHandlers:
             return self.debug_page(req, error, error.__cause__)
         return render(error, accept)
 
-    def _webob_exception(self, req: webob.Request, exc: WSGIHTTPException) -> Any:
+    def _webob_exception(self, req: webob.Request, exc: WSGIHTTPException) -> WSGIApp:
         """WebOb's own HTTP exceptions are responses already; their headers are checked."""
         try:
             check_headers(exc.headerlist)
@@ -284,15 +284,14 @@ class ErrorHandlers:
 
     def _call_handler(
         self, handler: ErrorHandler, req: webob.Request, argument: BaseException, error: HTTPError
-    ) -> Any:
+    ) -> WSGIApp | HTTPError:
         """The custom response, or the HTTPError to render when the handler fails."""
         try:
-            result = handler(req, argument)
-            if isinstance(result, HTTPError):
-                return result
-            if isinstance(result, BaseException):
-                raise TypeError(f"error handler returned an exception: {result!r}")
-            response = to_response(result)
+            response = to_response(handler(req, argument))  # an exception passes through
+            if isinstance(response, HTTPError):
+                return response
+            if isinstance(response, BaseException):
+                raise TypeError(f"error handler returned an exception: {response!r}")
         except HTTPError as raised:
             return raised
         except Exception:

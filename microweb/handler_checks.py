@@ -26,7 +26,7 @@ import inspect
 from collections.abc import Iterable
 from typing import Any
 
-_POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
 _BY_KEYWORD = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
 _VARIADIC = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
 
@@ -72,7 +72,7 @@ def _problems(signature: inspect.Signature, names: tuple[str, ...]) -> list[str]
     """What does not fit, in the user's terms: the request, missing names, extra names."""
     parameters = list(signature.parameters.values())
     kinds = {p.kind for p in parameters}
-    request = next((p for p in parameters if p.kind in _POSITIONAL), None)
+    request = next((p for p in parameters if p.kind in POSITIONAL), None)
     rest = [p for p in parameters if p is not request]
     problems = []
     if request is None and inspect.Parameter.VAR_POSITIONAL not in kinds:

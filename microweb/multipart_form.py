@@ -38,11 +38,7 @@ def boundary_of(content_type: str) -> bytes:
 def parse(
     content_type: str, body: Iterator[bytes], limits: FormLimits | None = None
 ) -> tuple[Fields, Files]:
-    """Parse a ``multipart/form-data`` body into (fields, files), streaming, or raise 4xx.
-
-    `body` yields the request body's chunks, its cap enforced as they are read
-    (`microweb.request.body_chunks`, passed in: the request imports this module).
-    """
+    """Parse a multipart/form-data `body` (`request.body_chunks`) into (fields, files), or 4xx."""
     boundary = boundary_of(content_type)
     form = _Form(limits or DEFAULT_LIMITS)
     try:

@@ -44,7 +44,7 @@ from webob.response import EmptyResponse
 from webob.util import status_reasons
 
 from .http import TOKEN  # RFC 9110 §5.6.2: a field name is a token
-from .types import Environ, Headers, StartResponse
+from .types import Environ, Headers, StartResponse, WSGIApp
 from .wsgi import EncodedStream, Mount, close_quietly, describe
 
 logger = logging.getLogger("microweb")
@@ -263,8 +263,7 @@ class Response(webob.Response):
 
     @classmethod
     def json(cls, obj: Any, status: int = 200, **kwargs: Any) -> Response:
-        response = cls(body=json_bytes(obj), status=status, content_type=JSON, **kwargs)
-        return response
+        return cls(body=json_bytes(obj), status=status, content_type=JSON, **kwargs)
 
 
 class Reply:
@@ -334,7 +333,9 @@ class Stream:
         return EncodedStream(self.chunks, self.iterator, self.first, self.handler)
 
 
-def to_response(result: Any, handler: Any = None, environ: Environ | None = None) -> Any:
+def to_response(
+    result: Any, handler: Any = None, environ: Environ | None = None
+) -> WSGIApp | BaseException:
     """Turn a handler's return value into a WSGI callable (see the table above).
 
     Exceptions (an `HTTPError` a miss endpoint returned, say) pass through
@@ -380,7 +381,7 @@ _READY = (BaseException, Reply, Stream, Mount)
 _UNORDERED = (AbstractSet, Mapping)
 
 
-def warn_none(req: Any, handler: Any) -> None:
+def warn_none(req: webob.Request, handler: object) -> None:
     """In debug mode, a GET or HEAD handler that returns None probably forgot ``return``."""
     if req.method in ("GET", "HEAD"):
         logger.warning(

@@ -252,6 +252,20 @@ def test_routes_rejects_a_bad_target() -> None:
         main(["routes", "no_colon_here"])
 
 
+def test_routes_of_a_plain_wsgi_app_is_one_line_not_a_traceback(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Any PEP 3333 app serves with `microweb run`; only a microweb App has a route table."""
+    name = f"plain_app_{project.name.replace('-', '_')}"
+    (project / f"{name}.py").write_text("def app(environ, start_response):\n    return []\n")
+    with pytest.raises(SystemExit) as exit_:
+        main(["routes", f"{name}:app"])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err == (
+        f"microweb routes: {name}:app is not a microweb App: it has no route table\n"
+    )
+
+
 # -- real processes ------------------------------------------------------------------
 
 

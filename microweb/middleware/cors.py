@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 from ..http import DEFAULT_PORTS, TOKEN, FieldNames, add_vary, has_any
 from ..layer import Middleware
@@ -265,7 +264,7 @@ class CORS(Middleware):
         return name in self.headers or (self.any_header and name not in NON_WILDCARD_HEADERS)
 
 
-def find_router(app: Any) -> RouteTable | None:
+def find_router(app: WSGIApp | None) -> RouteTable | None:
     """The route table of the microweb App under `app`, following each layer's `.app`.
 
     Other middleware may sit between CORS and the App (``app.use`` puts

@@ -33,14 +33,18 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import webob
 
 from ..errors import HTTPError
+from ..handler_checks import POSITIONAL
 from ..types import Environ, StartResponse
 from .connection import WebSocket
 from .handshake import Accepted, OriginPolicy, accept
+
+if TYPE_CHECKING:
+    from ..request import Request
 
 logger = logging.getLogger("microweb")
 
@@ -83,7 +87,7 @@ class WebSocketRoute:
         if signature is not None:
             self.__signature__ = signature
 
-    def __call__(self, req: Any, **params: Any) -> Upgrade:
+    def __call__(self, req: Request, **params: Any) -> Upgrade:
         environ = req.environ
         accepted = accept(environ, self.origins, self.subprotocols)
         sock = environ.get("gunicorn.socket")
@@ -123,7 +127,7 @@ def without_ws(handler: WebSocketHandler) -> inspect.Signature | None:
     except (TypeError, ValueError):
         return None
     parameters = list(signature.parameters.values())
-    positional = [p for p in parameters if p.kind in _POSITIONAL]
+    positional = [p for p in parameters if p.kind in POSITIONAL]
     if len(positional) < 2:
         if any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in parameters):
             return None
@@ -134,9 +138,6 @@ def without_ws(handler: WebSocketHandler) -> inspect.Signature | None:
         )
     parameters.remove(positional[1])
     return signature.replace(parameters=parameters)
-
-
-_POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
 
 
 class Upgrade(webob.Response):
