@@ -11,9 +11,15 @@ import pytest
 # failing test's report live in servers.py, with the rest of the e2e harness;
 # the real redis-server fixtures (`redis_server`, `redis_url`) in redis_server.py.
 from redis_server import redis_server, redis_url
-from servers import REPO_ROOT, gunicorn_server, pytest_runtest_makereport
+from servers import REPO_ROOT, gunicorn_process, gunicorn_server, pytest_runtest_makereport
 
-__all__ = ["gunicorn_server", "pytest_runtest_makereport", "redis_server", "redis_url"]
+__all__ = [
+    "gunicorn_process",
+    "gunicorn_server",
+    "pytest_runtest_makereport",
+    "redis_server",
+    "redis_url",
+]
 
 
 @pytest.fixture(params=["sqlite", "redis"])

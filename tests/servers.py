@@ -13,9 +13,15 @@ How a server starts (`GunicornServer.start`):
 3. The test process closes its own copy of the socket, so when gunicorn exits
    the socket goes away with it and a late client is refused, not left hanging.
 
-There is therefore nothing to poll: the first request simply waits in the
-backlog until a worker is ready. If gunicorn cannot start (say the app does
-not import), it exits, the socket closes and the waiting client sees a reset.
+4. `start` returns once every worker has loaded the app: gunicorn runs
+   worker_ready.py's `post_worker_init` hook (``-c``), which phones the
+   test's `ReadyListener`. A client that connected earlier would simply wait
+   in the backlog, but its timeout would then race the boot of a worker on
+   a loaded machine; the first request is sent after the signal instead.
+
+There is therefore nothing to poll. If gunicorn cannot start (say the app
+does not import), it exits, which ends the wait for its workers (a pidfd),
+the socket closes with it and a client sees a reset.
 
 gunicorn's stdout and stderr (its error log and, with `--access-logfile -`,
 the access log) go to a file rather than a pipe, so a chatty server can never
@@ -45,6 +51,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from worker_ready import ReadyListener
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 10.0  # seconds: for one HTTP exchange and for gunicorn to stop
@@ -69,9 +76,17 @@ class GunicornServer:
         self.args = args
         self.process: subprocess.Popen[bytes] | None = None
         self.url = ""
+        # Tells when workers have loaded the app: the first ones (`start`), and
+        # any later one (a replacement, a reload) for the tests that wait on that.
+        self.ready = ReadyListener()
+        self.pids: list[int] = []  # the first workers' pids, as they became ready
 
     def start(self) -> str:
-        """Start gunicorn and return its base URL, e.g. "http://127.0.0.1:40123"."""
+        """Start gunicorn, wait until its workers are ready, return its base URL.
+
+        The URL is e.g. "http://127.0.0.1:40123". If gunicorn exits during
+        the start, the URL is returned all the same: a client sees a reset.
+        """
         # 1. A listening socket on a free port, owned by this process for now.
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
@@ -91,10 +106,11 @@ class GunicornServer:
                 # NOTE: gunicorn 27's control socket defaults to one path per
                 # user (~/.gunicorn/gunicorn.ctl), which concurrent servers would share.
                 "--no-control-socket",
+                *self.ready.args,
                 *self.args,
                 self.app,
             ]  # fmt: skip
-            env = {**os.environ, **self.env}
+            env = {**os.environ, **self.ready.env, **self.env}
             # NOTE: a developer's GUNICORN_CMD_ARGS would silently change the server under test.
             env.pop("GUNICORN_CMD_ARGS", None)
             # 2. gunicorn inherits the socket; cwd is the repo root so that
@@ -112,6 +128,8 @@ class GunicornServer:
         finally:
             # 3. gunicorn holds the socket now; our copy would outlive it.
             listener.close()
+        # 4. Each worker phones home once it has loaded the app.
+        self.pids = self.ready.wait(self.workers, self.process)
         self.url = f"http://{host}:{port}"
         return self.url
 
@@ -120,6 +138,7 @@ class GunicornServer:
 
         Returns the exit status; raises `RuntimeError` when gunicorn had to be killed.
         """
+        self.ready.close()
         process = self.process
         if process is None:
             return 0
@@ -144,31 +163,6 @@ class GunicornServer:
             return self.log_path.read_text(errors="replace")
         except FileNotFoundError:
             return ""
-
-
-def microweb_run(
-    app: str, log_path: Path, *args: str
-) -> tuple[subprocess.Popen[bytes], str]:
-    """``microweb run app --bind fd://N ...`` (the CLI, not gunicorn directly): (process, URL).
-
-    The same socket handover as `GunicornServer.start`, for tests of what
-    the CLI passes to gunicorn. The caller terminates the process.
-    """
-    listener = socket.socket()
-    try:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen()
-        port = listener.getsockname()[1]
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "microweb", "run", app,
-                 "--bind", f"fd://{listener.fileno()}", "--workers", "1", "--no-control-socket",
-                 "--graceful-timeout", "1", *args],
-                cwd=REPO_ROOT, pass_fds=(listener.fileno(),), stdout=log, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-    finally:
-        listener.close()
-    return process, f"http://127.0.0.1:{port}"
 
 
 @dataclass
@@ -248,6 +242,28 @@ def gunicorn_server(
     """
     with serving(request.node, tmp_path_factory.mktemp("gunicorn")) as start:
         yield start
+
+
+@pytest.fixture
+def gunicorn_process(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[..., GunicornServer]]:
+    """Like `gunicorn_server`, but gives the started `GunicornServer`, for tests that
+    signal its master or its workers (`.process`, `.pids`) or wait for more of them
+    (`.ready`). The test may stop it itself; it must have exited 0 at teardown.
+    """
+    servers = request.node.stash.setdefault(_SERVERS, [])
+    log_dir = tmp_path_factory.mktemp("gunicorn")
+
+    def start(app: str, **options: Any) -> GunicornServer:
+        started = GunicornServer(app, log_dir / f"{len(servers)}.log", **options)
+        servers.append(started)
+        started.start()
+        return started
+
+    yield start
+    for started in servers:
+        assert started.stop() == 0, f"gunicorn {started.app} exited with an error"
 
 
 @contextmanager

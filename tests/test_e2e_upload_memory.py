@@ -1,7 +1,7 @@
 """Upload memory end to end: a 200 MB upload streams; a chunked one over the cap is refused.
 
 examples/files.py under gunicorn (one sync worker, so the worker that
-handles the upload is known: worker_ready's hook names it). Memory is the
+handles the upload is known: servers.py's readiness signal names it). Memory is the
 worker's peak resident set (``VmHWM`` in /proc/<pid>/status) before and
 after: the upload is parsed as it arrives and spooled to disk
 (microweb.uploads), so the peak must not grow with the body.
@@ -16,7 +16,6 @@ from collections.abc import Iterator
 
 import pytest
 from servers import TIMEOUT, fetch, open_raw
-from worker_ready import ReadyListener
 
 pytestmark = pytest.mark.e2e
 
@@ -34,20 +33,13 @@ def peak_rss(pid: int) -> int:
     raise AssertionError("no VmHWM")
 
 
-@pytest.fixture
-def ready() -> Iterator[ReadyListener]:
-    listener = ReadyListener()
-    yield listener
-    listener.close()
-
-
-def files_server(gunicorn_server, ready, tmp_path, max_bytes: int) -> tuple[str, int]:
+def files_server(gunicorn_process, tmp_path, max_bytes: int) -> tuple[str, int]:
     """examples/files.py with one worker: its URL, and the pid of the worker, warmed up."""
-    env = {"FILES_DIR": str(tmp_path / "files"), "FILES_MAX_BYTES": str(max_bytes), **ready.env}
-    url = gunicorn_server("examples.files:app", env=env, workers=1, args=ready.args)
-    (pid,) = ready.wait(1)
-    assert fetch(url, "GET", "/files").status == 200  # the first request's costs come first
-    return url, pid
+    env = {"FILES_DIR": str(tmp_path / "files"), "FILES_MAX_BYTES": str(max_bytes)}
+    server = gunicorn_process("examples.files:app", env=env, workers=1)
+    (pid,) = server.pids
+    assert fetch(server.url, "GET", "/files").status == 200  # the first request's costs come first
+    return server.url, pid
 
 
 def multipart(size: int) -> Iterator[bytes]:
@@ -60,9 +52,9 @@ def multipart(size: int) -> Iterator[bytes]:
     yield f"\r\n--{BOUNDARY}--\r\n".encode()
 
 
-def test_a_200_mb_upload_streams_with_bounded_memory(gunicorn_server, ready, tmp_path):
+def test_a_200_mb_upload_streams_with_bounded_memory(gunicorn_process, tmp_path):
     """A route configured for big uploads (FILES_MAX_BYTES 256 MiB) takes 200 MiB."""
-    url, pid = files_server(gunicorn_server, ready, tmp_path, 256 * MiB)
+    url, pid = files_server(gunicorn_process, tmp_path, 256 * MiB)
     before = peak_rss(pid)
     size = 200 * MiB
     length = sum(len(part) for part in multipart(size))
@@ -83,10 +75,10 @@ def test_a_200_mb_upload_streams_with_bounded_memory(gunicorn_server, ready, tmp
 
 
 def test_a_chunked_upload_over_the_cap_is_refused_with_bounded_memory(
-    gunicorn_server, ready, tmp_path
+    gunicorn_process, tmp_path
 ):
     """RFC 9112 §7.1: no Content-Length; the cap (64 MiB) is counted as the chunks arrive."""
-    url, pid = files_server(gunicorn_server, ready, tmp_path, 64 * MiB)
+    url, pid = files_server(gunicorn_process, tmp_path, 64 * MiB)
     before = peak_rss(pid)
     head = (
         b"POST /files HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n"

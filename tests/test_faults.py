@@ -16,7 +16,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from threading import Barrier
@@ -24,44 +24,12 @@ from typing import Any
 
 import pytest
 from microweb_run import microweb_run
-from servers import _SERVERS, TIMEOUT, GunicornServer, Reply, fetch, open_raw
+from servers import TIMEOUT, GunicornServer, Reply, fetch, open_raw
 from store_outages import read_only
-from worker_ready import ReadyListener
-
-from microweb.cli import WORKERS
 
 pytestmark = pytest.mark.e2e
 
 MILK = {"title": "milk", "body": "2 litres"}
-
-
-@pytest.fixture
-def ready() -> Iterator[ReadyListener]:
-    listener = ReadyListener()
-    yield listener
-    listener.close()
-
-
-@pytest.fixture
-def server(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Callable[..., GunicornServer]]:
-    """Like `gunicorn_server`, but gives the `GunicornServer`: these tests signal its master.
-
-    Its log goes into a failing test's report (servers.py's hook reads the stash).
-    """
-    servers = request.node.stash.setdefault(_SERVERS, [])
-    log_dir = tmp_path_factory.mktemp("gunicorn")
-
-    def start(app: str, **options: Any) -> GunicornServer:
-        started = GunicornServer(app, log_dir / f"{len(servers)}.log", **options)
-        servers.append(started)
-        started.start()
-        return started
-
-    yield start
-    for started in servers:
-        assert started.stop() == 0, f"gunicorn {started.app} exited with an error"
 
 
 class Load:
@@ -118,38 +86,37 @@ class Load:
 
 
 def notes_server(
-    server: Callable[..., GunicornServer], ready: ReadyListener, db: Path, **kw: Any
+    gunicorn_process: Callable[..., GunicornServer], db: Path, **kw: Any
 ) -> GunicornServer:
-    env = {"NOTES_DB": str(db), **ready.env}
-    return server("examples.notes:app", env=env, args=(*ready.args, *kw.pop("args", ())), **kw)
+    return gunicorn_process("examples.notes:app", env={"NOTES_DB": str(db)}, **kw)
 
 
-def test_sighup_twice_under_load_loses_no_request(server, ready, tmp_path):
+def test_sighup_twice_under_load_loses_no_request(gunicorn_process, tmp_path):
     """SIGHUP is gunicorn's graceful reload: new workers start, old ones finish their request."""
-    gunicorn = notes_server(server, ready, tmp_path / "notes.db")
-    first = set(ready.wait(2))
+    gunicorn = notes_server(gunicorn_process, tmp_path / "notes.db")
+    first = set(gunicorn.pids)
     assert gunicorn.process is not None
     with Load(gunicorn.url) as load:
         load.wait_for(20)
         for _ in range(2):
             gunicorn.process.send_signal(signal.SIGHUP)
-            assert first.isdisjoint(ready.wait(2))  # two new workers, ready
+            assert first.isdisjoint(gunicorn.ready.wait(2))  # two new workers, ready
             load.wait_for(load.done + 20)  # and serving
     print(f"SIGHUP x2: {load.done} exchanges, failures: {load.failures}")
     assert load.failures == []
 
 
-def test_kill_9_of_a_worker_costs_at_most_its_request(server, ready, tmp_path):
+def test_kill_9_of_a_worker_costs_at_most_its_request(gunicorn_process, tmp_path):
     """A worker killed outright: only the request it was serving (a sync worker has one) may fail.
 
     No survivor answers 5xx, the master replaces the worker, and it serves.
     """
-    gunicorn = notes_server(server, ready, tmp_path / "notes.db")
-    victim, survivor = ready.wait(2)
+    gunicorn = notes_server(gunicorn_process, tmp_path / "notes.db")
+    victim, survivor = gunicorn.pids
     with Load(gunicorn.url) as load:
         load.wait_for(20)
         os.kill(victim, signal.SIGKILL)
-        (replacement,) = ready.wait(1)
+        (replacement,) = gunicorn.ready.wait(1)
         load.wait_for(load.done + 40)
     print(f"kill -9: {load.done} exchanges, failures: {load.failures}")
     assert replacement not in (victim, survivor)
@@ -157,14 +124,14 @@ def test_kill_9_of_a_worker_costs_at_most_its_request(server, ready, tmp_path):
     assert not [status for status in load.failures if isinstance(status, int)]
 
 
-def test_sigterm_lets_10_slow_requests_finish_on_gthread(server, ready):
+def test_sigterm_lets_10_slow_requests_finish_on_gthread(gunicorn_process):
     """SIGTERM is a graceful stop: the requests in handlers complete (within --graceful-timeout)."""
     args = ("-k", "gthread", "--threads", "8", "--graceful-timeout", "20")
-    gunicorn = server("tests.slow_app:app", env=ready.env, args=args)
+    gunicorn = gunicorn_process("tests.slow_app:app", args=args)
     assert gunicorn.process is not None
     with ThreadPoolExecutor(10) as pool:
         replies = [pool.submit(fetch, gunicorn.url, "GET", "/slow") for _ in range(10)]
-        ready.wait(10)  # all ten are inside the handler
+        gunicorn.ready.wait(10)  # all ten are inside the handler (slow_app phones too)
         gunicorn.process.send_signal(signal.SIGTERM)
         outcomes = [(reply.result().status, reply.result().body) for reply in replies]
     assert outcomes == [(200, b"done")] * 10
@@ -172,7 +139,7 @@ def test_sigterm_lets_10_slow_requests_finish_on_gthread(server, ready):
 
 
 @pytest.mark.parametrize("fault", ["removed", "read-only"])
-def test_store_file_lost_at_runtime_is_503_with_retry_after(server, ready, tmp_path, fault):
+def test_store_file_lost_at_runtime_is_503_with_retry_after(gunicorn_process, tmp_path, fault):
     """RFC 9110 §15.6.4: a store outage is a 503 with Retry-After, never a traceback.
 
     Removed: the workers' open connections would otherwise write on into the
@@ -180,11 +147,11 @@ def test_store_file_lost_at_runtime_is_503_with_retry_after(server, ready, tmp_p
     Read-only (chattr +i, which holds even for open descriptors): writes fail.
     """
     path = tmp_path / "store.db"
-    env = {"RATE_LIMIT_STORE": f"sqlite:{path}", "RATE_LIMIT_T0": str(time.time()), **ready.env}
-    gunicorn = server("tests.rate_limit_app:app", env=env, args=ready.args)
-    # NOTE: both workers have built their store (at startup) before the fault: a
-    # worker starting after the file is removed would rightly create a new one.
-    ready.wait(2)
+    env = {"RATE_LIMIT_STORE": f"sqlite:{path}", "RATE_LIMIT_T0": str(time.time())}
+    # NOTE: both workers have built their store (at startup) before the fault, as
+    # `gunicorn_process` returns once they are ready: a worker starting after the file is
+    # removed would rightly create a new one.
+    gunicorn = gunicorn_process("tests.rate_limit_app:app", env=env)
     assert fetch(gunicorn.url, "GET", "/").status == 200
     files = [path, path.with_name("store.db-wal")]
     with contextlib.ExitStack() as fault_on:
@@ -203,7 +170,7 @@ def test_store_file_lost_at_runtime_is_503_with_retry_after(server, ready, tmp_p
         assert fetch(gunicorn.url, "GET", "/").status == 200  # recovered
 
 
-def test_fresh_starts_answer_concurrent_first_requests(gunicorn_server, ready, tmp_path):
+def test_fresh_starts_answer_concurrent_first_requests(gunicorn_server, tmp_path):
     """8 fresh starts of the notes example, 6 concurrent first requests each: no 500.
 
     Each worker sets the database up when it builds the app (WAL mode and the
@@ -212,11 +179,11 @@ def test_fresh_starts_answer_concurrent_first_requests(gunicorn_server, ready, t
     first requests raced and 2 to 6 of 24 fresh starts answered a 500
     ("database is locked" on the switch to WAL).
     """
-    urls = []
-    for n in range(8):
-        env = {"NOTES_DB": str(tmp_path / f"{n}.db"), **ready.env}
-        urls.append(gunicorn_server("examples.notes:app", env=env, args=ready.args))
-    ready.wait(2 * len(urls))  # both workers of every server have loaded the app
+    # Each start returns once both workers of that server have loaded the app.
+    urls = [
+        gunicorn_server("examples.notes:app", env={"NOTES_DB": str(tmp_path / f"{n}.db")})
+        for n in range(8)
+    ]
     first_requests = [(url, i) for url in urls for i in range(6)]
     barrier = Barrier(len(first_requests))
 
@@ -307,16 +274,17 @@ def test_an_early_413_reaches_every_kind_of_client(gunicorn_server, tmp_path, wo
 # --- slow clients, under `microweb run`'s defaults ---------------------------------------
 
 
-def test_20_slow_clients_do_not_starve_a_get_under_the_defaults(ready, tmp_path):
+def test_20_slow_clients_do_not_starve_a_get_under_the_defaults(tmp_path):
     """20 connections sending their head one byte a second: a normal GET is answered within 2 s.
 
     Under `microweb run`'s defaults (`microweb.cli.DEFAULTS`: gthread
     workers, 32 threads each) a slow client holds one thread, not a worker
     process; with sync workers (one connection per process) the GET waited
     for --timeout (30 s) or longer. The slow clients come once every worker
-    is up (worker_ready's hook): a gthread worker accepts all it can, so
-    during the first moment after a start the first worker up takes every
-    queued connection (docs/decisions/cli.md, "Worker defaults").
+    of the default count is up (microweb_run waits for each one's
+    worker_ready hook): a gthread worker accepts all it can, so during the
+    first moment after a start the first worker up takes every queued
+    connection (docs/decisions/cli.md, "Worker defaults").
     """
     stop = threading.Event()
 
@@ -330,10 +298,8 @@ def test_20_slow_clients_do_not_starve_a_get_under_the_defaults(ready, tmp_path)
 
     slow: list[socket.socket] = []
     trickling: list[threading.Thread] = []
-    served = microweb_run("examples.hello:app", tmp_path / "log", args=ready.args, env=ready.env)
-    with served as (url, _):
+    with microweb_run("examples.hello:app", tmp_path / "log") as (url, _):
         try:
-            ready.wait(int(WORKERS))  # every worker of the default count is up
             slow += [open_raw(url) for _ in range(20)]
             trickling += [threading.Thread(target=trickle, args=(sock,)) for sock in slow]
             for thread in trickling:

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from servers import TIMEOUT, microweb_run, serving
+from microweb_run import microweb_run
+from servers import TIMEOUT, serving
 from tls import TLS, make_tls
 from websockets.sync.client import connect
-from worker_ready import ReadyListener
 
 pytestmark = pytest.mark.e2e
 
@@ -62,16 +62,12 @@ def test_certificate_is_verified_against_the_test_ca(secure_api: str) -> None:
 
 
 def test_rfc6455_11_1_2_wss_echo(request: pytest.FixtureRequest, tmp_path: Path, tls: TLS) -> None:
-    ready = ReadyListener()
     with serving(request.node, tmp_path) as start:
-        args = (*GTHREAD, *tls.args, *ready.args)
-        url = start("tests.websocket_app:app", env=ready.env, workers=1, args=args)
-        # NOTE: connect once the worker has loaded the app. `open_timeout` bounds the
-        # whole opening, the TLS handshake included: a connection waiting in the
-        # backlog for a worker still booting on a loaded machine would end in
-        # "TimeoutError: _ssl.c: The handshake operation timed out".
-        ready.wait(1)
-        ready.close()
+        # NOTE: `start` returns once the worker has loaded the app (servers.py).
+        # `open_timeout` bounds the whole opening, the TLS handshake included: a
+        # connection waiting in the backlog for a worker still booting on a
+        # loaded machine would end in "_ssl.c: The handshake operation timed out".
+        url = start("tests.websocket_app:app", workers=1, args=(*GTHREAD, *tls.args))
         uri = url.replace("http://", "wss://") + "/echo"
         with connect(uri, ssl=tls.context, open_timeout=TIMEOUT, close_timeout=TIMEOUT) as ws:
             for message in ("over tls", b"\x00" * 70_000):
@@ -80,13 +76,10 @@ def test_rfc6455_11_1_2_wss_echo(request: pytest.FixtureRequest, tmp_path: Path,
 
 
 def test_microweb_run_passes_certfile_keyfile_and_http_protocols(tmp_path: Path, tls: TLS) -> None:
-    args = (*GTHREAD, "--http-protocols", "h2,h1", *tls.args)
-    process, url = microweb_run("examples.hello:app", tmp_path / "log", *args)
-    try:
-        with httpx.Client(http2=True, verify=tls.context, timeout=TIMEOUT) as http:
-            response = http.get(url.replace("http://", "https://") + "/")
-        assert (response.status_code, response.text) == (200, "Hello, World!")
-        assert response.http_version == "HTTP/2"
-    finally:
-        process.terminate()
-        process.wait(timeout=TIMEOUT)
+    args = ("--workers", "1", *GTHREAD, "--http-protocols", "h2,h1", *tls.args)
+    served = microweb_run("examples.hello:app", tmp_path / "log", args=args)
+    client = httpx.Client(http2=True, verify=tls.context, timeout=TIMEOUT)
+    with served as (url, _), client:
+        response = client.get(url.replace("http://", "https://") + "/")
+    assert (response.status_code, response.text) == (200, "Hello, World!")
+    assert response.http_version == "HTTP/2"
