@@ -27,7 +27,9 @@ Three things stand for what the reader has and the walk must supply:
 - ``microweb run ...`` (or ``dev``) is a server the reader leaves running in another
   terminal: it is started in the background on a socket the walk already
   listens on (``--bind fd://N``, as servers.py does: no port race, no
-  polling), and stopped when the next one starts or the walk ends;
+  polling), the next command runs once its workers have loaded the app
+  (worker_ready.py's hook, ``-c``), and it is stopped when the next one
+  starts or the walk ends;
 - ``127.0.0.1:8000`` in any command is that server's address.
 
 pip's download cache is the machine's own (``PIP_CACHE_DIR``): a reader's
@@ -48,6 +50,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from worker_ready import ReadyListener
+
+from microweb.cli import WORKERS, gunicorn_parser
 
 FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```\s*$", re.MULTILINE | re.DOTALL)
 FILE_MARKER = re.compile(r"#\s*file:\s*(\S+)")
@@ -133,11 +138,24 @@ def fresh_environment(home: Path) -> dict[str, str]:
     return env
 
 
+def workers(line: str, env: dict[str, str]) -> int:
+    """How many workers the reader's ``microweb run|dev ...`` line starts."""
+    words = shlex.split(line, comments=True)
+    at = words.index("microweb")
+    command, options = words[at + 1], words[at + 2 :]
+    default = "1" if command == "dev" else env.get("WEB_CONCURRENCY", WORKERS)
+    return int(gunicorn_parser(command).parse_args(options).workers or default)
+
+
 class Server:
     """The reader's `microweb run` in another terminal: bash in its own process group,
-    exec'ing the command, so that the process is gunicorn's master."""
+    exec'ing the command, so that the process is gunicorn's master. Returns once
+    its `workers` have loaded the app (or it has exited)."""
 
-    def __init__(self, script: str, cwd: Path, env: dict[str, str], log_path: Path) -> None:
+    def __init__(
+        self, script: str, cwd: Path, env: dict[str, str], log_path: Path, workers: int
+    ) -> None:
+        ready = ReadyListener()
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
             listener.bind(("127.0.0.1", 0))
@@ -147,12 +165,13 @@ class Server:
             script = script.replace(f"--bind {READER_ADDRESS}", f"--bind fd://{fd}")
             if f"fd://{fd}" not in script:
                 script += f" --bind fd://{fd}"
+            script += " " + shlex.join(ready.args)
             self.log_path = log_path
             with log_path.open("wb") as log:
                 self.process = subprocess.Popen(
                     ["bash", "-c", script],
                     cwd=cwd,
-                    env=env,
+                    env={**env, **ready.env},
                     pass_fds=(fd,),
                     stdin=subprocess.DEVNULL,
                     stdout=log,
@@ -161,6 +180,10 @@ class Server:
                 )
         finally:
             listener.close()  # gunicorn holds the socket now
+        try:
+            ready.wait(workers, self.process)
+        finally:
+            ready.close()
 
     def stop(self) -> None:
         """SIGTERM to the master; fail when the server had already died or hangs.
@@ -229,7 +252,7 @@ class Walk:
             if self.server is not None:
                 self.server.stop()
             log_path = self.root / f"server-{os.urandom(4).hex()}.log"
-            self.server = Server(script, self.cwd, self.env, log_path)
+            self.server = Server(script, self.cwd, self.env, log_path, workers(line, self.env))
             return
         if self.server is not None:
             script = script.replace(READER_ADDRESS, self.server.address)

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from gunicorn.config import Config  # type: ignore[import-untyped]
 from servers import REPO_ROOT, TIMEOUT, fetch
+from worker_ready import ReadyListener
 
 import microweb.cli
 from microweb.cli import DEFAULTS, DEV_DEFAULTS, app_log_level, gunicorn_argv, main, user_settings
@@ -291,24 +292,27 @@ def test_microweb_run_serves_under_real_gunicorn(tmp_path: Path) -> None:
     listener.listen()
     port = listener.getsockname()[1]
     home = tmp_path / "home"
-    env = {**os.environ, "HOME": str(home)}
+    ready = ReadyListener()
+    env = {**os.environ, "HOME": str(home), **ready.env}
     env.pop("XDG_RUNTIME_DIR", None)
     with (tmp_path / "log").open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "microweb", "run", "--workers", "1",
              "--bind", f"fd://{listener.fileno()}", "examples.hello:app",
-             "--graceful-timeout", "1"],
+             "--graceful-timeout", "1", *ready.args],
             cwd=REPO_ROOT, env=env, pass_fds=(listener.fileno(),), stdout=log,
             stderr=subprocess.STDOUT,
         )  # fmt: skip
     listener.close()
     try:
+        assert ready.wait(1, process), "gunicorn exited before its worker was ready"
         reply = fetch(f"http://127.0.0.1:{port}", "GET", "/")
         assert reply.status == 200
         assert reply.body == b"Hello, World!"
         head = fetch(f"http://127.0.0.1:{port}", "HEAD", "/")
         assert head.body == b"" and head.headers["Content-Length"] == "13"
     finally:
+        ready.close()
         process.terminate()
         process.wait(timeout=TIMEOUT)
     log_text = (tmp_path / "log").read_text()

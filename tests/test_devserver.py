@@ -2,7 +2,10 @@
 
 Each test serves a small module from a temporary directory, as a user's
 project would be, through ``python -m microweb dev`` (the CLI, then gunicorn
-by exec). Waits are polls with a bounded deadline, never sleeps.
+by exec). A request is sent once a worker has loaded the module: the first
+one after worker_ready's signal, and after a save, once the worker started
+for the change is ready. Only the log line is polled, with a bounded
+deadline; nothing sleeps as a synchronisation.
 """
 
 from __future__ import annotations
@@ -19,12 +22,16 @@ from pathlib import Path
 
 import pytest
 from servers import REPO_ROOT, TIMEOUT, fetch
+from worker_ready import ReadyListener
 
+from microweb.cli import WORKERS
 from microweb.devserver import banner
 
 pytestmark = pytest.mark.e2e
 
 DEADLINE = 30.0  # seconds for a reload or a log line to show up on a busy machine
+# gunicorn's polling reloader looks once a second; then a new worker boots.
+RELOAD_WAIT = 10.0  # seconds before saving again (see `save`)
 SOURCE = '''\
 import logging
 
@@ -57,27 +64,35 @@ def poll(check: Callable[[], bool], what: str) -> None:
 
 
 @contextmanager
-def microweb(command: str, project: Path, module: str) -> Iterator[tuple[str, Path]]:
-    """`microweb COMMAND module:app` serving from `project`; (its URL, its log)."""
+def microweb(
+    command: str, project: Path, module: str
+) -> Iterator[tuple[str, Path, ReadyListener]]:
+    """`microweb COMMAND module:app` serving from `project`, its workers ready;
+    (its URL, its log, the listener that hears of each new worker)."""
+    ready = ReadyListener()
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen()
     port = listener.getsockname()[1]
     log = project / f"{command}.log"
     # NOTE: PYTHONPATH: this checkout's microweb, as the tests import it.
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), **ready.env}
     env.pop("GUNICORN_CMD_ARGS", None)
+    env.pop("WEB_CONCURRENCY", None)
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "microweb", command, f"{module}:app",
-             "--bind", f"fd://{listener.fileno()}", "--graceful-timeout", "1"],
+             "--bind", f"fd://{listener.fileno()}", "--graceful-timeout", "1", *ready.args],
             cwd=project, env=env, pass_fds=(listener.fileno(),), stdin=subprocess.DEVNULL,
             stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
     listener.close()
     try:
-        yield f"http://127.0.0.1:{port}", log
+        workers = 1 if command == "dev" else int(WORKERS)
+        assert len(ready.wait(workers, process)) == workers, log.read_text()
+        yield f"http://127.0.0.1:{port}", log, ready
     finally:
+        ready.close()
         process.terminate()
         process.wait(timeout=TIMEOUT)
 
@@ -89,33 +104,32 @@ def project(tmp_path: Path) -> tuple[Path, str]:
     return tmp_path, module
 
 
-def save_until(path: Path, source: str, served: Callable[[], bool], what: str) -> None:
-    """Save `source` to `path`, then poll until `served()` says the server runs it."""
+def save(path: Path, source: str, ready: ReadyListener) -> None:
+    """Save `source` to `path`; return once the worker started for the change is ready."""
     path.write_text(source)
     edited = time.time()
-
-    def reloaded() -> bool:
+    deadline = time.monotonic() + DEADLINE
+    while time.monotonic() < deadline:
         # NOTE: gunicorn's polling reloader remembers a file's mtime the first
         # time it sees it, which may be after our edit; moving the mtime on
         # (as a second save would) makes the change visible whenever it looks.
-        nonlocal edited
         edited += 1
         os.utime(path, (edited, edited))
         try:
-            return served()
-        except ConnectionResetError:  # a worker that was replaced mid-request
-            return False
-
-    poll(reloaded, what)
+            ready.wait(1, timeout=RELOAD_WAIT)
+            return
+        except TimeoutError:
+            continue  # the reloader had not seen the file before the edit: save again
+    raise AssertionError(f"no reload within {DEADLINE}s")
 
 
 def test_an_edited_module_is_served_by_the_next_worker(project: tuple[Path, str]) -> None:
     directory, module = project
     path = directory / f"{module}.py"
-    with microweb("dev", directory, module) as (url, log):
+    with microweb("dev", directory, module) as (url, log, ready):
         assert fetch(url, "GET", "/").body == b"first"
-        save_until(path, SOURCE.replace("VERSION", "second"),
-                   lambda: fetch(url, "GET", "/").body == b"second", "reload")  # fmt: skip
+        save(path, SOURCE.replace("VERSION", "second"), ready)
+        assert fetch(url, "GET", "/").body == b"second"
         assert "Worker reloading" in log.read_text()
 
 
@@ -126,19 +140,16 @@ def test_an_import_error_is_served_as_the_debug_page_until_it_is_fixed(
     directory, module = project
     path = directory / f"{module}.py"
     broken = SOURCE.replace("app = App()", "app = App()\nundefined_name")
-
-    def failing() -> bool:
-        reply = fetch(url, "GET", "/", headers={"Accept": "application/json"})
-        return reply.status == 500
-
-    with microweb("dev", directory, module) as (url, log):
+    with microweb("dev", directory, module) as (url, log, ready):
         assert fetch(url, "GET", "/").body == b"first"  # started (the CLI checks the import)
-        save_until(path, broken, failing, "the import error")
-        problem = fetch(url, "GET", "/", headers={"Accept": "application/json"}).json()
+        save(path, broken, ready)
+        reply = fetch(url, "GET", "/", headers={"Accept": "application/json"})
+        assert reply.status == 500
+        problem = reply.json()
         assert problem["exception"] == "NameError: name 'undefined_name' is not defined"
         assert problem["traceback"][-1]["code"] == "undefined_name"
-        save_until(path, SOURCE.replace("VERSION", "fixed"),
-                   lambda: fetch(url, "GET", "/").body == b"fixed", "the fix")  # fmt: skip
+        save(path, SOURCE.replace("VERSION", "fixed"), ready)
+        assert fetch(url, "GET", "/").body == b"fixed"
     assert f"[ERROR] microweb: importing {module}:app failed" in log.read_text()
 
 
@@ -146,7 +157,7 @@ def test_app_logs_warnings_and_500s_have_a_timestamp_and_a_level(
     project: tuple[Path, str],
 ) -> None:
     directory, module = project
-    with microweb("dev", directory, module) as (url, log):
+    with microweb("dev", directory, module) as (url, log, _):
         assert fetch(url, "GET", "/").status == 200
         crash = fetch(url, "GET", "/crash", headers={"Accept": "application/json"})
         poll(lambda: "RuntimeError: boom" in log.read_text(), "traceback in the log")
@@ -169,7 +180,7 @@ def test_app_logs_warnings_and_500s_have_a_timestamp_and_a_level(
 
 def test_microweb_run_never_shows_the_debug_page(project: tuple[Path, str]) -> None:
     directory, module = project
-    with microweb("run", directory, module) as (url, _):
+    with microweb("run", directory, module) as (url, _, _):
         crash = fetch(url, "GET", "/crash", headers={"Accept": "application/json"})
     assert crash.status == 500
     assert crash.json() == {"type": "about:blank", "title": "Internal Server Error", "status": 500}
