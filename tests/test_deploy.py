@@ -2,8 +2,9 @@
 
 examples/deploy/run.py's `Deployment` starts the real programs (Debian's nginx
 and redis-server, installed when missing; gunicorn) on free 127.0.0.1 ports
-in tmp_path, and every check below goes through nginx, or to one instance
-directly, with a plain HTTP client. What is checked is what the recipe
+in tmp_path, each gunicorn instance ready when started (tests/deployment.py),
+and every check below goes through nginx, or to one instance directly, with
+a plain HTTP client. What is checked is what the recipe
 promises in docs/deploying.md:
 
 - nginx balances over both instances (``X-Instance`` says which answered);
@@ -15,8 +16,9 @@ promises in docs/deploying.md:
 - stopping an instance while clients keep sending loses no GET (nginx
   retries it on the other instance) and, with client retries under one
   ``Idempotency-Key``, runs no POST twice;
-- Redis down or hung: 503 (fail closed) within the store's timeout, and
-  service again once Redis is back.
+- Redis down or hung: 503 (fail closed) at once when it refuses, after the
+  store's timeout (not a second one) when it hangs, and service again once
+  Redis is back.
 
 Counts and timings are printed (``pytest -s`` or ``-rP`` shows them).
 Nothing sleeps: concurrent requests meet at a `threading.Barrier`, the
@@ -33,57 +35,29 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from debian import ensure_installed
+from deployment import logs, running, tools
 from servers import REPO_ROOT, Reply, fetch
 
 from examples.deploy.processes import alive
-from examples.deploy.run import NGINX, REDIS_SERVER, Deployment
+from examples.deploy.run import Deployment
 
 pytestmark = pytest.mark.e2e
 
+__all__ = ["tools"]  # the fixture that installs nginx and redis-server
+
 ALICE = {"username": "alice", "password": "wonderland-alice"}
-REDIS_TIMEOUT = 0.5  # seconds: the instances' RedisStore timeout (REDIS_TIMEOUT)
-# Margin over that timeout for the rest of a 503's path (nginx, gunicorn, the
-# app) on a busy 2-core machine.
-SLACK = 1.5
+# The instances' RedisStore timeout (REDIS_TIMEOUT), in seconds. The outage
+# tests bound a 503's time by it: a store that waits for Redis once too often
+# takes a whole timeout more, so the rest of the path (nginx, gunicorn, the
+# app, on a busy 2-core machine) gets a whole timeout of headroom.
+REDIS_TIMEOUT = 3.0
 COOKIE = "sid"  # ServerSessions' default cookie name
-
-
-@pytest.fixture(scope="module")
-def tools() -> None:
-    ensure_installed(NGINX, "nginx")
-    ensure_installed(REDIS_SERVER, "redis-server")
-
-
-@contextmanager
-def running(run_dir: Path, **options: Any) -> Iterator[Deployment]:
-    """A started `Deployment`; every process is stopped by PID afterwards, whatever happened."""
-    deployment = Deployment(run_dir, **options)
-    problems: list[str] = []
-    try:
-        deployment.start()
-        yield deployment
-    finally:
-        problems = deployment.stop()
-    # A process that crashed, or ignored its stop signal, fails the test.
-    assert not problems, f"{problems}\n{logs(deployment)}"
-
-
-def logs(deployment: Deployment) -> str:
-    """The tail of every log of the deployment, for failure messages."""
-    parts = []
-    for path in sorted((deployment.dir / "logs").glob("*.log")):
-        lines = path.read_text(errors="replace").splitlines()[-15:]
-        parts.append(f"--- {path.name}\n" + "\n".join(lines))
-    return "\n".join(parts)
-
 
 INSTANCE_ENV = {"REDIS_TIMEOUT": str(REDIS_TIMEOUT), "RATE_LIMIT": "100000/day"}
 # NOTE: a worker forked just as SIGTERM arrives misses it and the master
@@ -371,7 +345,7 @@ def test_stopping_an_instance_loses_no_get_and_runs_no_post_twice(
         assert deployment.stop_instance(0) is None  # SIGTERM; returns once it has exited
         stop_time = time.monotonic() - started
         stream.wait_for(gets=before[0] + 20, posts=before[1] + 8)  # on b alone
-        deployment.start_instance(0)  # the same port again
+        deployment.start_instance(0)  # the same port again; returns once its workers are ready
         assert instance(fetch(deployment.instance_url(0), "GET", "/healthz")) == "a"
         stream.wait_for(gets=len(stream.gets) + 10, posts=len(stream.posts) + 3)
     lost_gets = [get for get in stream.gets if get[0] != 200]
@@ -424,7 +398,8 @@ def test_redis_down_is_503_at_once_and_service_returns_with_it(deployment: Deplo
           f"keyed POST /api/notes {note.status} in {note_time * 1000:.0f} ms")  # fmt: skip
     for reply, elapsed in ((me, me_time), (note, note_time)):
         assert reply.status == 503, reply.body  # fail closed: no unlimited, unprotected requests
-        assert elapsed < REDIS_TIMEOUT + SLACK  # refused connections: no wait at all
+        # Refused connections: the store does not wait (a timeout, a retry) at all.
+        assert elapsed < REDIS_TIMEOUT
     assert me.headers["Retry-After"]  # RateLimit's: come back in a few seconds
     assert health.status == 200  # the instances themselves are fine
     # NOTE: this Redis keeps nothing on disk, so the sessions and revocations
@@ -442,7 +417,9 @@ def test_a_hung_redis_is_503_after_the_store_timeout(deployment: Deployment) -> 
     print(f"\nRedis hung (SIGSTOP): GET /api/me {me.status} after {elapsed * 1000:.0f} ms "
           f"(store timeout {REDIS_TIMEOUT * 1000:.0f} ms)")  # fmt: skip
     assert me.status == 503
-    assert REDIS_TIMEOUT * 0.9 <= elapsed < REDIS_TIMEOUT + SLACK
+    # One store timeout, not none (the store gave up by itself: Redis was
+    # still paused) and not two (a retry, or a second operation waiting).
+    assert REDIS_TIMEOUT * 0.9 <= elapsed < 2 * REDIS_TIMEOUT
     assert_served_again(deployment, token)
 
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from deployment import running, tools
 from servers import TIMEOUT, fetch
-from test_deploy import INSTANCE_ENV, running, tools
+from test_deploy import INSTANCE_ENV
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
