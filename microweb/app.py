@@ -185,14 +185,11 @@ class App(RouteDecorators):
 
     @debug.setter
     def debug(self, value: bool) -> None:
-        # NOTE: the debug page loads only when debug is on (a production worker never
-        # imports it), and the app hands it over: errors.py, which it uses, cannot import it.
-        if value:
+        self.errors.debug_page = None
+        if value:  # NOTE: never loaded in production; handed over, as it imports errors.py
             from .debug_page import render
 
             self.errors.debug_page = render
-        else:
-            self.errors.debug_page = None
 
     # -- The WSGI entry point and the request lifecycle -------------------
 
@@ -235,8 +232,7 @@ class App(RouteDecorators):
 
     def error_response(self, environ: Environ, exc: BaseException) -> WSGIApp:
         """The answer to an exception a middleware raised (see `microweb.middleware`)."""
-        req = Request(environ, self.request_config)
-        return self.errors.respond(req, exc)
+        return self.errors.respond(Request(environ, self.request_config), exc)
 
     # -- Building the app --------------------------------------------------
 

@@ -101,17 +101,14 @@ class ErrorPage:
 
     For the answers a middleware gives on its own, many times over (TrustedHost's
     400, RateLimit's 429 and 503): `render` runs at startup, not per request.
-    `respond` adds the headers of one request (a 429's ``Retry-After``).
+    Called with `extra`, it adds the headers of one request (a 429's ``Retry-After``).
     """
 
     def __init__(self, error: HTTPError) -> None:
         self.json = render(error, "application/json")
         self.html = render(error, "text/html")
 
-    def __call__(self, environ: Environ, start_response: StartResponse) -> list[bytes]:
-        return self.respond(environ, start_response)
-
-    def respond(
+    def __call__(
         self, environ: Environ, start_response: StartResponse, extra: Headers | None = None
     ) -> list[bytes]:
         accept = environ.get("HTTP_ACCEPT", "")
@@ -180,15 +177,12 @@ def keep_error_status(response: WSGIApp, error: HTTPError) -> None:
     headers.extend((n, v) for n, v in error.headers if n.lower() not in present)
 
 
-#: Renders the debug page of a 5xx caused by an exception (`microweb.debug_page.render`).
-DebugPage = Callable[[webob.Request, HTTPError, BaseException], Reply]
-
-
 class ErrorHandlers:
     """Turns any exception into a response, through the app's registered handlers."""
 
-    def __init__(self, debug_page: DebugPage | None = None) -> None:
-        self.debug_page = debug_page  # set by App when debug is on
+    def __init__(self) -> None:
+        #: The debug page of a 5xx an exception caused (`debug_page.render`): set by App.debug.
+        self.debug_page: Callable[[webob.Request, HTTPError, BaseException], Reply] | None = None
         self.by_status: dict[int, ErrorHandler] = {}
         self.by_class: dict[type[BaseException], ErrorHandler] = {}
 

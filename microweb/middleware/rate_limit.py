@@ -210,7 +210,7 @@ class RateLimit(Middleware):
             return None
         # 4. RFC 6585 §4: over the limit, 429 with when to come back.
         headers = [("Retry-After", str(reset)), *self.fields(state)]
-        return partial(self.too_many.respond, extra=headers)
+        return partial(self.too_many, extra=headers)
 
     def after(self, environ: Environ, status: str, headers: Headers) -> None:
         # NOTE: present already when an inner RateLimit layer added them

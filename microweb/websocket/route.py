@@ -33,18 +33,16 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import webob
 
 from ..errors import HTTPError
 from ..handler_checks import POSITIONAL
+from ..request import Request
 from ..types import Environ, StartResponse
 from .connection import WebSocket
 from .handshake import Accepted, OriginPolicy, accept
-
-if TYPE_CHECKING:
-    from ..request import Request
 
 logger = logging.getLogger("microweb")
 
