@@ -29,8 +29,23 @@ When a session is loaded, saved and sent is the middleware's business:
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from functools import wraps
 from typing import Any
+
+
+def _tracked(method: Callable[..., Any], changes: bool = False) -> Any:
+    """dict's `method`, after recording a read (`Session._read`) or, with `changes`, a change."""
+
+    @wraps(method)
+    def tracked(self: Session, *args: Any, **kwargs: Any) -> Any:
+        if changes:
+            self._write()
+        else:
+            self._read()
+        return method(self, *args, **kwargs)
+
+    return tracked
 
 
 class Session(dict[str, Any]):
@@ -79,97 +94,35 @@ class Session(dict[str, Any]):
         self.renew = self.modified = True
 
     # -- dict, with every read going through _read and every change through _write.
-    def __getitem__(self, key: str) -> Any:
-        self._read()
-        return super().__getitem__(key)
-
-    def get(self, key: str, default: Any = None) -> Any:
-        self._read()
-        return super().get(key, default)
-
-    def __contains__(self, key: object) -> bool:
-        self._read()
-        return super().__contains__(key)
-
-    def __iter__(self) -> Iterator[str]:
-        self._read()
-        return super().__iter__()
-
-    def __reversed__(self) -> Iterator[str]:
-        self._read()
-        return super().__reversed__()
-
-    def __len__(self) -> int:
-        self._read()
-        return super().__len__()
-
-    def keys(self) -> Any:
-        self._read()
-        return super().keys()
-
-    def values(self) -> Any:
-        self._read()
-        return super().values()
-
-    def items(self) -> Any:
-        self._read()
-        return super().items()
+    __getitem__ = _tracked(dict.__getitem__)
+    get = _tracked(dict.get)
+    __contains__ = _tracked(dict.__contains__)
+    __iter__ = _tracked(dict.__iter__)
+    __reversed__ = _tracked(dict.__reversed__)
+    __len__ = _tracked(dict.__len__)
+    keys = _tracked(dict.keys)
+    values = _tracked(dict.values)
+    items = _tracked(dict.items)
+    __eq__ = _tracked(dict.__eq__)
+    __ne__ = _tracked(dict.__ne__)
+    __or__ = _tracked(dict.__or__)
+    __ror__ = _tracked(dict.__ror__)
+    __setitem__ = _tracked(dict.__setitem__, changes=True)
+    __delitem__ = _tracked(dict.__delitem__, changes=True)
+    __ior__ = _tracked(dict.__ior__, changes=True)
+    pop = _tracked(dict.pop, changes=True)
+    popitem = _tracked(dict.popitem, changes=True)
+    setdefault = _tracked(dict.setdefault, changes=True)
+    update = _tracked(dict.update, changes=True)
+    clear = _tracked(dict.clear, changes=True)
 
     def copy(self) -> dict[str, Any]:
         self._read()
         return dict(super().items())
 
-    def __eq__(self, other: object) -> bool:
-        self._read()
-        return super().__eq__(other)
-
-    def __ne__(self, other: object) -> bool:
-        self._read()
-        return super().__ne__(other)
-
-    def __or__(self, other: Any) -> Any:
-        self._read()
-        return super().__or__(other)
-
-    def __ror__(self, other: Any) -> Any:
-        self._read()
-        return super().__ror__(other)
-
     def __repr__(self) -> str:
         self._read()
         return f"Session({super().__repr__()})"
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        self._write()
-        super().__setitem__(key, value)
-
-    def __delitem__(self, key: str) -> None:
-        self._write()
-        super().__delitem__(key)
-
-    def __ior__(self, other: Any) -> Any:
-        self._write()
-        return super().__ior__(other)
-
-    def pop(self, key: str, *default: Any) -> Any:
-        self._write()
-        return super().pop(key, *default)
-
-    def popitem(self) -> tuple[str, Any]:
-        self._write()
-        return super().popitem()
-
-    def setdefault(self, key: str, default: Any = None) -> Any:
-        self._write()
-        return super().setdefault(key, default)
-
-    def update(self, *args: Any, **kwargs: Any) -> None:
-        self._write()
-        super().update(*args, **kwargs)
-
-    def clear(self) -> None:
-        self._write()
-        super().clear()
 
 
 def encode_record(session: Session) -> bytes:
