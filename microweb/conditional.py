@@ -28,18 +28,7 @@ from datetime import UTC, datetime
 import webob
 
 from .errors import HTTPError
-
-# NOTE: the grammar and `evaluate` live in http.py; they are re-exported
-# here, where handlers have always imported them from.
-from .http import (
-    SAFE_METHODS,
-    Failure,
-    etag_matches,
-    evaluate,
-    parse_etag,
-    parse_etag_list,
-    parse_http_date,
-)
+from .http import SAFE_METHODS, Failure, evaluate, parse_etag
 
 
 def make_etag(data: bytes) -> str:
@@ -125,15 +114,4 @@ def failed_detail(failure: Failure) -> str:
     )
 
 
-__all__ = [
-    "SAFE_METHODS",
-    "Failure",
-    "check_preconditions",
-    "etag_matches",
-    "etag_of_chunks",
-    "evaluate",
-    "make_etag",
-    "parse_etag",
-    "parse_etag_list",
-    "parse_http_date",
-]
+__all__ = ["check_preconditions", "etag_of_chunks", "make_etag"]

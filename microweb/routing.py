@@ -51,13 +51,7 @@ from urllib.parse import quote
 from .converters import Converter
 from .errors import HTTPError
 from .response import TEXT, Reply
-from .route_templates import PATH_SAFE, Param
-
-# NOTE: these live in route_templates.py; "X as X" re-exports them (mypy
-# --strict) for code that imports them from here, as it did before the split.
-from .route_templates import Handler as Handler
-from .route_templates import Route as Route
-from .route_templates import parse_template as parse_template
+from .route_templates import PATH_SAFE, Param, Route
 from .types import Environ
 from .wsgi import Mount
 

@@ -44,11 +44,7 @@ from io import BufferedReader
 from typing import NamedTuple
 
 from .http import evaluate, http_date, parse_http_date
-
-# NOTE: ranges.py owns the Range header; "X as X" re-exports its two public
-# names for code that imports them from here, as it did before the split.
-from .ranges import MAX_RANGES as MAX_RANGES
-from .ranges import parse_range as parse_range
+from .ranges import MAX_RANGES, parse_range
 from .response import PHRASES, TEXT, Reply, status_line
 from .types import Environ, Headers, StartResponse
 

@@ -15,16 +15,8 @@ import webob
 from scaling import assert_linear
 
 from microweb import App, HTTPError, Request
-from microweb.conditional import (
-    check_preconditions,
-    etag_matches,
-    etag_of_chunks,
-    evaluate,
-    make_etag,
-    parse_etag,
-    parse_etag_list,
-    parse_http_date,
-)
+from microweb.conditional import check_preconditions, etag_of_chunks, make_etag
+from microweb.http import etag_matches, evaluate, parse_etag, parse_etag_list, parse_http_date
 from microweb.testing import Client
 
 DATE = "Sun, 06 Nov 1994 08:49:37 GMT"

@@ -20,7 +20,8 @@ import pytest
 from wsgi_call import call
 
 from microweb import App
-from microweb.static import MAX_RANGES, FileBody, Part, StaticFiles, guess_type, parse_range
+from microweb.ranges import MAX_RANGES, parse_range
+from microweb.static import FileBody, Part, StaticFiles, guess_type
 from microweb.testing import Client
 
 DATA = bytes(range(256)) * 4  # data.bin: 1024 bytes, each offset recognisable

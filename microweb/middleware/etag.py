@@ -20,7 +20,7 @@ replace the whole response.
    body in memory. Such a response keeps the ETag the app gave it, if any.
 3. The request's preconditions are evaluated against the response's
    ``ETag`` (ours or the app's) and ``Last-Modified``
-   (`conditional.evaluate`). A failed ``If-None-Match`` or
+   (`http.evaluate`). A failed ``If-None-Match`` or
    ``If-Modified-Since`` is a 304 with no body (§15.4.5); a failed
    ``If-Match`` / ``If-Unmodified-Since`` a 412. The body is closed unsent.
 4. Otherwise the response goes out with its ETag. 206s, other 2xx and
@@ -61,15 +61,9 @@ import io
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ..conditional import (
-    PRECONDITION_REQUIRED,
-    SAFE_METHODS,
-    etag_of_chunks,
-    evaluate,
-    failed_detail,
-    parse_http_date,
-)
+from ..conditional import PRECONDITION_REQUIRED, etag_of_chunks, failed_detail
 from ..errors import HTTPError, render
+from ..http import SAFE_METHODS, evaluate, parse_http_date
 from ..response import status_line
 from ..types import Environ, Headers, StartResponse, WSGIApp
 from ..wsgi import close_quietly

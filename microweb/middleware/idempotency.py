@@ -126,6 +126,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..errors import ErrorPage, HTTPError, render, store_unavailable
+from ..http import SAFE_METHODS
 from ..request import read_body
 from ..stores import Store, StoreError, default_store
 from ..types import Environ, Headers, StartResponse, WSGIApp
@@ -136,7 +137,6 @@ logger = logging.getLogger("microweb")
 
 KEY_PREFIX = "idempotency:"
 MAX_KEY_LENGTH = 255
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 
 # RFC 8941 §3.3.3: sf-string = DQUOTE *( unescaped / "\" ( DQUOTE / "\" ) ) DQUOTE.
 _SF_STRING = re.compile(r'"((?:[\x20\x21\x23-\x5b\x5d-\x7e]|\\["\\])*)"')

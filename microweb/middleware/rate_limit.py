@@ -164,10 +164,9 @@ class RateLimit(Middleware):
         self.key = key
         self.fail_open = fail_open
         self.clock: Clock = clock or getattr(self.store, "clock", None) or time.time
-        # Precomputed: the store key's prefix, the header value that never
-        # changes, and the 429 and 503 bodies in both negotiated forms.
+        # Precomputed: the store key's prefix, and the 429 and 503 bodies in
+        # both negotiated forms.
         self.prefix = f"ratelimit:{self.limit}/{self.period}:"
-        self.limit_value = str(self.limit)
         period_text = f"{self.period} seconds" if self.period != 1 else "second"
         self.too_many = ErrorPage(
             HTTPError(429, f"Too many requests: the limit is {self.limit} per {period_text}.")
