@@ -72,6 +72,17 @@ def read_body(environ: Environ, limit: int) -> bytes:
     return b"".join(body_chunks(environ, limit))
 
 
+def buffer_body(environ: Environ, limit: int) -> bytes:
+    """`read_body`, put back for any reader downstream as if sent with a length: a
+    ``BytesIO``, its ``Content-Length``, no ``Transfer-Encoding`` (a reader that saw
+    "chunked" might wait for a last chunk; Werkzeug needs ``wsgi.input_terminated``)."""
+    body = read_body(environ, limit)
+    environ["wsgi.input"] = io.BytesIO(body)
+    environ["CONTENT_LENGTH"] = str(len(body))
+    environ.pop("HTTP_TRANSFER_ENCODING", None)
+    return body
+
+
 READ_SIZE = 65_536
 
 
@@ -144,11 +155,9 @@ class Request(webob.Request):
         env = self.environ
         body: bytes | None = env.get("microweb.body")
         if body is None:
-            body = read_body(env, self.max_body_size)
-            env["microweb.body"] = body
             # Later readers (WebOb's POST, text, body_file) get the same bytes.
-            env["wsgi.input"] = io.BytesIO(body)
-            env["CONTENT_LENGTH"] = str(len(body))
+            body = buffer_body(env, self.max_body_size)
+            env["microweb.body"] = body
             env["webob.is_body_seekable"] = True
         return body
 

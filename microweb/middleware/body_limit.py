@@ -14,7 +14,7 @@ How a body is judged (RFC 9110 §15.5.14, 413 Content Too Large; RFC 9112 §6):
   only known by reading, and a WSGI app that has started reading cannot be
   given a 413 in its place. So — *this is the one case where BodyLimit
   buffers* — the body is read here, at most ``max_bytes`` + 1 bytes of it
-  (`microweb.request.body_chunks` counts as it reads): too long → 413;
+  (`microweb.request.buffer_body` counts as it reads): too long → 413;
   otherwise the app gets it as a ``BytesIO`` with a ``Content-Length``, as
   if the client had sent one. Memory is bounded by the cap.
 - **Neither**: no body (RFC 9112 §6.3), nothing to do.
@@ -31,12 +31,11 @@ sessions do not; Idempotency and the app do).
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterable
 
 from ..errors import ErrorPage, HTTPError, render
 from ..http import declares_body
-from ..request import body_chunks
+from ..request import buffer_body
 from ..types import Environ, StartResponse, WSGIApp
 
 __all__ = ["BodyLimit"]
@@ -64,14 +63,9 @@ class BodyLimit:
                 return self.too_large(environ, start_response)
             return self.app(environ, start_response)
         try:
-            body = b"".join(body_chunks(environ, self.max_bytes))
+            buffer_body(environ, self.max_bytes)
         except HTTPError as error:  # 413 over the cap, 400 for a body the server could not read
             return render(error, environ.get("HTTP_ACCEPT", ""))(environ, start_response)
-        environ["wsgi.input"] = io.BytesIO(body)
-        environ["CONTENT_LENGTH"] = str(len(body))
-        # NOTE: the body is now a plain, length-delimited one; a downstream reader
-        # that still saw "chunked" might wait for a terminating chunk.
-        del environ["HTTP_TRANSFER_ENCODING"]
         return self.app(environ, start_response)
 
 

@@ -41,12 +41,10 @@ passes through untouched, its body streamed and nothing buffered):
    (``SCRIPT_NAME`` + ``PATH_INFO``), the query string and a hash of the
    body. The body is read here, at most `max_body` bytes (413, RFC 9110
    §15.5.14; a ``Content-Length`` above it is refused before reading,
-   a chunked body is counted as it arrives: `request.read_body`, the one
-   reader microweb has), and put back into the environ as a ``BytesIO``
-   with its ``Content-Length`` and no ``Transfer-Encoding``, so any app
-   (Werkzeug reads a chunked body only when the server sets
-   ``wsgi.input_terminated``) reads it as if the client had sent a length.
-   The app's own body limit still applies to what it reads.
+   a chunked body is counted as it arrives), and put back as a
+   length-delimited one, so any app reads it as if the client had sent a
+   length (`request.buffer_body`, as `BodyLimit` does). The app's own body
+   limit still applies to what it reads.
 4. **The election**: one ``store.add(entry, b"running " + fingerprint,
    ttl=lock_ttl)``. ``add`` is atomic in every store (one SQL upsert in
    SQLite, ``SET NX`` in Redis), so of any number of concurrent requests
@@ -118,7 +116,6 @@ replay them to a client that never asked for gzip).
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 import re
@@ -127,7 +124,7 @@ from typing import Any
 
 from ..errors import ErrorPage, HTTPError, render, store_unavailable
 from ..http import SAFE_METHODS
-from ..request import read_body
+from ..request import buffer_body
 from ..stores import Store, StoreError, default_store
 from ..types import Environ, Headers, StartResponse, WSGIApp
 from ..wsgi import close_quietly
@@ -278,12 +275,9 @@ class Idempotency:
         entry = KEY_PREFIX + hashlib.sha256(f"{tag}\n{key}".encode()).hexdigest()
         # 3. Read the body, put it back, fingerprint the request.
         try:
-            body = read_body(environ, self.max_body)
+            body = buffer_body(environ, self.max_body)
         except HTTPError as refused:  # 413, or 400 for a body that cannot be read
             return render(refused, environ.get("HTTP_ACCEPT", ""))(environ, start_response)
-        environ["wsgi.input"] = io.BytesIO(body)
-        environ["CONTENT_LENGTH"] = str(len(body))
-        environ.pop("HTTP_TRANSFER_ENCODING", None)  # it has a length now
         mark = fingerprint(environ, body)
         # 4. Elect one winner, or answer from the entry.
         try:
