@@ -123,14 +123,7 @@ class CookieSessions(SessionMiddleware):
             raw = base64.b64decode(payload + "=" * (-len(payload) % 4), b"-_", validate=True)
         except (binascii.Error, ValueError):
             return
-        record = decode_record(raw)
-        if record is None:
-            return
-        data, issued_at, last_seen = record
-        if self.expired(issued_at, last_seen, now):
-            return  # idle or absolute lifetime over: an empty session
-        dict.update(session, data)
-        session.issued_at, session.last_seen = issued_at, last_seen
+        self.adopt(session, decode_record(raw), now)
 
     def save(self, session: Session, now: float, ttl: int | None) -> str:
         payload = base64.urlsafe_b64encode(encode_record(session)).rstrip(b"=").decode("ascii")

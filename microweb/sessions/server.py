@@ -120,16 +120,9 @@ class ServerSessions(SessionMiddleware):
     def load(self, session: Session, value: str, now: float) -> None:
         if not SESSION_ID.fullmatch(value):
             return  # not an id we could have issued: don't even ask the store
-        raw = self.store.get(KEY_PREFIX + value)
-        record = None if raw is None else decode_record(raw)
-        if record is None:
-            return  # unknown, expired (the store's TTL), or revoked
-        data, issued_at, last_seen = record
-        if self.expired(issued_at, last_seen, now):
-            return  # the store's clock may lag ours by a second
-        dict.update(session, data)
-        session.issued_at, session.last_seen = issued_at, last_seen
-        _server(session).id = value
+        raw = self.store.get(KEY_PREFIX + value)  # None: unknown, expired or revoked
+        if raw is not None and self.adopt(session, decode_record(raw), now):
+            _server(session).id = value
 
     def save(self, session: Session, now: float, ttl: int | None) -> str:
         server_session = _server(session)

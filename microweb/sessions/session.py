@@ -59,7 +59,7 @@ from ..http import TOKEN, add_vary, has_header
 from ..layer import Middleware
 from ..stores.base import StoreError
 from ..types import Environ, Headers, WSGIApp
-from .session_data import Session
+from .session_data import Record, Session
 
 logger = logging.getLogger("microweb")
 # The fail-closed answer when the store cannot be read, rendered once.
@@ -232,11 +232,19 @@ class SessionMiddleware(Middleware):
 
     # -- Helpers -----------------------------------------------------------------
 
-    def expired(self, issued_at: float, last_seen: float, now: float) -> bool:
-        """Whether a session created at `issued_at`, last saved at `last_seen`, is over."""
-        return (self.max_age is not None and now - issued_at >= self.max_age) or (
+    def adopt(self, session: Session, record: Record | None, now: float) -> bool:
+        """Fill `session` from a `decode_record` result, unless None or over (checked here:
+        a browser's ``Max-Age`` is not trusted, and a store's TTL clock may lag ours)."""
+        if record is None:
+            return False
+        data, issued_at, last_seen = record
+        if (self.max_age is not None and now - issued_at >= self.max_age) or (
             self.idle_timeout is not None and now - last_seen >= self.idle_timeout
-        )
+        ):
+            return False  # idle or absolute lifetime over: an empty session
+        dict.update(session, data)
+        session.issued_at, session.last_seen = issued_at, last_seen
+        return True
 
     def lifetime(self, issued_at: float, now: float) -> int | None:
         """Seconds a session saved `now` has left (its cookie's Max-Age), None for no limit."""

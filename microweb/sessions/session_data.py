@@ -145,7 +145,10 @@ def encode_record(session: Session) -> bytes:
     return text.encode("utf-8")
 
 
-def decode_record(raw: bytes) -> tuple[dict[str, Any], int, int] | None:
+Record = tuple[dict[str, Any], int, int]  # (data, issued_at, last_seen)
+
+
+def decode_record(raw: bytes) -> Record | None:
     """``(data, issued_at, last_seen)`` from `encode_record`'s bytes; None for anything else."""
     try:
         record = json.loads(raw.decode("utf-8"))
@@ -159,4 +162,4 @@ def decode_record(raw: bytes) -> tuple[dict[str, Any], int, int] | None:
     return data, issued, seen
 
 
-__all__ = ["Session", "decode_record", "encode_record"]
+__all__ = ["Record", "Session", "decode_record", "encode_record"]
