@@ -56,7 +56,6 @@ _ONE_TAG = re.compile(_TAG)
 _TAG_LIST = re.compile(r'[ \t,]*(?:(?:W/)?"[\x21\x23-\x7e\x80-\xff]*"[ \t]*(?:,[ \t,]*|\Z))*')
 
 
-
 def declares_body(environ: dict[str, Any]) -> bool:
     """Whether the request declares a body: a ``Content-Length`` other than 0, or chunked.
 
@@ -94,7 +93,6 @@ def parse_http_date(value: str | None) -> int | None:
         return None
 
 
-
 def parse_etag(value: str) -> tuple[bool, str] | None:
     """Entity-tag (§8.8.3): ``W/"x"`` -> ``(True, "x")``, ``"x"`` -> ``(False, "x")``; or None."""
     match = _ONE_TAG.fullmatch(value.strip())
@@ -125,7 +123,6 @@ def etag_matches(header: str, etag: str | None, exists: bool = True, strong: boo
     return any(
         opaque == current[1] and not (strong and weak) for weak, opaque in parse_etag_list(header)
     )
-
 
 
 class Failure(NamedTuple):
@@ -201,6 +198,13 @@ def has_any(headers: Headers, names: FieldNames) -> bool:
         if len(name) in lengths and name.lower() in names:
             return True
     return False
+
+
+def replace_headers(headers: Headers, new: Headers) -> None:
+    """Set the fields of `new` in place, each with only its new value (earlier ones dropped)."""
+    names = {name.lower() for name, _ in new}
+    headers[:] = [(name, value) for name, value in headers if name.lower() not in names]
+    headers.extend(new)
 
 
 def add_vary(headers: Headers, field: str) -> None:

@@ -43,7 +43,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
-from ..http import DEFAULT_PORTS, TOKEN, FieldNames, add_vary, has_any
+from ..http import DEFAULT_PORTS, TOKEN, FieldNames, add_vary, has_any, replace_headers
 from ..layer import Middleware
 from ..response import TEXT, Reply
 from ..routing import RouteTable, automatic_options
@@ -194,9 +194,10 @@ class CORS(Middleware):
         # The app set some: merge Origin into its Vary, replace its grant.
         if not self.any_origin:
             add_vary(headers, "Origin")
+        # NOTE: one value each: two Allow-Origin values fail the browser's CORS check.
         grant = [(name, value) for name, value in added if name != "Vary"]
         if grant:
-            _replace(headers, grant)
+            replace_headers(headers, grant)
 
     def allows(self, origin: str) -> bool:
         if self.any_origin or origin in self.origins:
@@ -279,13 +280,6 @@ def find_router(app: WSGIApp | None) -> RouteTable | None:
         if app is None:
             return None
     return None
-
-
-def _replace(headers: Headers, new: Headers) -> None:
-    """Set `new` in place, one value each (two Allow-Origin values fail the CORS check)."""
-    names = {name.lower() for name, _ in new}
-    headers[:] = [(name, value) for name, value in headers if name.lower() not in names]
-    headers.extend(new)
 
 
 __all__ = ["CORS", "normalize_origin"]

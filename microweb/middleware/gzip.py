@@ -32,7 +32,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
-from ..http import add_vary
+from ..http import add_vary, replace_headers
 from ..types import Environ, Headers, StartResponse, WSGIApp
 from ..wsgi import close_quietly
 
@@ -248,8 +248,7 @@ class Exchange:
         etag = fields.get("etag", "")
         if self.held and opaque_tag(etag) in self.held:
             # The client revalidated the encoded representation: name that one.
-            headers[:] = [(name, value) for name, value in headers if name.lower() != "etag"]
-            headers.append(("ETag", suffixed(etag, self.coding)))
+            replace_headers(headers, [("ETag", suffixed(etag, self.coding))])
             add_vary(headers, "Accept-Encoding")
         elif compressible(fields.get("content-type", "text/plain")):
             # NOTE: without a Content-Type, assume the 200 varied.

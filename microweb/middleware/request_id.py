@@ -59,7 +59,7 @@ import re
 from collections.abc import Iterator
 from contextvars import ContextVar
 
-from ..http import TOKEN, has_header
+from ..http import TOKEN, has_header, replace_headers
 from ..layer import Middleware
 from ..types import Environ, Headers, WSGIApp
 
@@ -74,7 +74,6 @@ current_request_id: ContextVar[str] = ContextVar("microweb.request_id", default=
 # ANSI escapes, megabytes of text, an empty value) could forge log lines,
 # split headers or fill disks, so it is replaced, never echoed or escaped.
 WELL_FORMED_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-
 
 
 def new_request_id() -> str:
@@ -149,10 +148,10 @@ class RequestID(Middleware):
         return None
 
     def after(self, environ: Environ, status: str, headers: Headers) -> None:
-        lower = self.header_lower
-        if has_header(headers, lower):
-            headers[:] = [(name, value) for name, value in headers if name.lower() != lower]
-        headers.append((self.header, environ[ENVIRON_KEY]))
+        if has_header(headers, self.header_lower):  # PERF: usually not: a plain append
+            replace_headers(headers, [(self.header, environ[ENVIRON_KEY])])
+        else:
+            headers.append((self.header, environ[ENVIRON_KEY]))
 
 
 class RequestIDFilter(logging.Filter):
