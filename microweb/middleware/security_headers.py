@@ -115,10 +115,9 @@ class SecurityHeaders(Middleware):
             ("Cross-Origin-Opener-Policy", "coop", coop),
             ("Permissions-Policy", "permissions_policy", permissions_policy),
         ]
-        # The headers as (lower-cased name, name, value), computed once:
-        # `http_headers` for plain http, `https_headers` with HSTS added.
-        self.http_headers: list[tuple[str, str, str]] = []
-        self.https_headers: list[tuple[str, str, str]] = []
+        # The headers, computed once: for plain http, and for https (HSTS added).
+        self.http_pairs: Headers = []
+        self.https_pairs: Headers = []
         for name, option, raw in options:
             value = checked_value(option, raw)
             if value is None:
@@ -126,13 +125,10 @@ class SecurityHeaders(Middleware):
             if name == "Strict-Transport-Security" and not has_max_age(value):
                 # RFC 6797 §6.1.1: max-age is REQUIRED; browsers ignore the header without it.
                 raise ValueError(f"SecurityHeaders(hsts={value!r}) has no max-age directive")
-            header = (name.lower(), name, value)
             if name != "Strict-Transport-Security":
-                self.http_headers.append(header)
-            self.https_headers.append(header)
-        self.names = FieldNames(lower for lower, _, _ in self.https_headers)
-        self.http_pairs = [(name, value) for _, name, value in self.http_headers]
-        self.https_pairs = [(name, value) for _, name, value in self.https_headers]
+                self.http_pairs.append((name, value))
+            self.https_pairs.append((name, value))
+        self.names = FieldNames(name for name, _ in self.https_pairs)
 
     def after(self, environ: Environ, status: str, headers: Headers) -> None:
         # RFC 6797 §7.2: no HSTS over plain http (see the module docs).
@@ -142,8 +138,8 @@ class SecurityHeaders(Middleware):
             headers.extend(self.https_pairs if https else self.http_pairs)
             return
         present = {name.lower() for name, _ in headers}
-        for lower, name, value in self.https_headers if https else self.http_headers:
-            if lower not in present:  # the app's own value wins
+        for name, value in self.https_pairs if https else self.http_pairs:
+            if name.lower() not in present:  # the app's own value wins
                 headers.append((name, value))
 
 
