@@ -8,6 +8,8 @@
   A stream that fails after the status is sent is logged, naming its
   handler (`describe`), and cut short: the server closes the connection.
 - `close_quietly`: call an iterable's ``close()`` when it has one.
+- `Captured`: a ``start_response`` that holds a response back, for the
+  middleware that decide on the whole of it (ETag, Idempotency).
 - `drain_after` and `DrainBody`: once an answer is sent, read and discard
   what the app left unread of the request body (up to a bound), so that a
   client still sending it reads the answer instead of a reset
@@ -28,7 +30,7 @@ from typing import Any
 
 from .handler_checks import handler_location
 from .http import declares_body
-from .types import Environ, StartResponse, WSGIApp
+from .types import Environ, Headers, StartResponse, WSGIApp
 
 logger = logging.getLogger("microweb")
 
@@ -37,6 +39,43 @@ def close_quietly(iterable: Any) -> None:
     close = getattr(iterable, "close", None)
     if close is not None:
         close()
+
+
+class Captured:
+    """The ``start_response`` a middleware hands the app to hold the response back.
+
+    It keeps the status, headers and ``exc_info``, and what the app sent
+    through ``write()`` (PEP 3333), until the middleware decides what to
+    send. An app that returns before starting (a generator that calls
+    ``start_response`` on its first step, as PEP 3333 allows) is a stream
+    to pass on: set `forward`, and the late call goes straight to the server.
+    """
+
+    __slots__ = ("exc_info", "forward", "headers", "status", "written")
+
+    def __init__(self) -> None:
+        self.status: str | None = None
+        self.headers: Headers = []
+        self.exc_info: Any = None
+        self.written: list[bytes] = []
+        self.forward: StartResponse | None = None
+
+    def __call__(self, status: str, headers: Headers, exc_info: Any = None) -> Any:
+        if self.forward is not None:
+            return self.forward(status, headers, exc_info)
+        # PEP 3333: a second call is only allowed with exc_info, and replaces
+        # the first while nothing was sent; nothing is sent before the end here.
+        if self.status is not None and exc_info is None:
+            raise RuntimeError("start_response called a second time without exc_info")
+        self.status, self.headers, self.exc_info = status, list(headers), exc_info
+        return self.written.append
+
+    def header(self, lower_name: str) -> str | None:
+        """The value of the first header called `lower_name` (given in lower case), or None."""
+        for name, value in self.headers:
+            if name.lower() == lower_name:
+                return value
+        return None
 
 
 #: How much of an unread request body is read and discarded after an answer (bytes).

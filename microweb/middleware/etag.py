@@ -59,14 +59,13 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Iterable
-from typing import Any
 
 from ..conditional import PRECONDITION_REQUIRED, etag_of_chunks, failed_detail
 from ..errors import HTTPError, render
 from ..http import SAFE_METHODS, evaluate, parse_http_date
 from ..response import status_line
 from ..types import Environ, Headers, StartResponse, WSGIApp
-from ..wsgi import close_quietly
+from ..wsgi import Captured, close_quietly
 
 # RFC 9110 §15.4.5: a 304 carries the fields a 200 would have had, except
 # representation metadata (§8) other than ETag and Content-Location; and
@@ -98,46 +97,16 @@ DEFAULT_REQUIRED = ("PUT", "PATCH", "DELETE")
 Validators = tuple[bool, str | None, int | None]  # (exists, etag, last-modified seconds)
 
 
-class Captured:
-    """A response the app started, held back until the middleware decides what to send.
-
-    It is the ``start_response`` handed to the app. An app that returns
-    before starting (a generator that calls ``start_response`` on its first
-    step, PEP 3333 allows it) is a stream: `forward` is then set, and the
-    late call goes straight to the server.
-    """
-
-    __slots__ = ("exc_info", "forward", "headers", "status", "written")
-
-    def __init__(self) -> None:
-        self.status: str | None = None
-        self.headers: Headers = []
-        self.exc_info: Any = None
-        self.written: list[bytes] = []  # what the app sent through write(), PEP 3333
-        self.forward: StartResponse | None = None
-
-    def __call__(self, status: str, headers: Headers, exc_info: Any = None) -> Any:
-        if self.forward is not None:
-            return self.forward(status, headers, exc_info)
-        self.status, self.headers, self.exc_info = status, headers, exc_info
-        return self.written.append
-
-    def header(self, lower_name: str) -> str | None:
-        for name, value in self.headers:
-            if name.lower() == lower_name:
-                return value
+def buffered_etag(captured: Captured, body: Iterable[bytes]) -> str | None:
+    """The strong ETag step 2 adds to a held-back 200, or None when it adds none."""
+    if (
+        captured.status is None
+        or not captured.status.startswith("200")
+        or not isinstance(body, list | tuple)
+        or captured.written
+    ):
         return None
-
-    def buffered_etag(self, body: Iterable[bytes]) -> str | None:
-        """The strong ETag step 2 adds to this response, or None when it adds none."""
-        if (
-            self.status is None
-            or not self.status.startswith("200")
-            or not isinstance(body, list | tuple)
-            or self.written
-        ):
-            return None
-        return etag_of_chunks(body)
+    return etag_of_chunks(body)
 
 
 class ETag:
@@ -194,7 +163,7 @@ class ETag:
         # 2. The validators; a buffered body without an ETag gets one.
         headers, etag = captured.headers, captured.header("etag")
         if etag is None:
-            etag = captured.buffered_etag(body)
+            etag = buffered_etag(captured, body)
             if etag is not None:
                 headers = [*headers, ("ETag", etag)]
         # 3. The preconditions (RFC 9110 §13.2.2).
@@ -230,7 +199,7 @@ class ETag:
         try:
             if captured.status is None or not captured.status.startswith("2"):
                 return False, None, None  # RFC 9110 §13.1.1: no current representation
-            etag = captured.header("etag") or captured.buffered_etag(body)
+            etag = captured.header("etag") or buffered_etag(captured, body)
             return True, etag, parse_http_date(captured.header("last-modified"))
         finally:
             close_quietly(body)  # the probe's body is never iterated nor sent

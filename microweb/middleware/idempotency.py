@@ -120,14 +120,13 @@ import json
 import logging
 import re
 from collections.abc import Callable, Iterable
-from typing import Any
 
 from ..errors import ErrorPage, HTTPError, render, store_unavailable
 from ..http import SAFE_METHODS
 from ..request import buffer_body
 from ..stores import Store, StoreError, default_store
-from ..types import Environ, Headers, StartResponse, WSGIApp
-from ..wsgi import close_quietly
+from ..types import Environ, StartResponse, WSGIApp
+from ..wsgi import Captured, close_quietly
 from .idempotency_record import RUNNING, dump, load, replay
 
 logger = logging.getLogger("microweb")
@@ -200,26 +199,6 @@ REUSED = ErrorPage(
 UNAVAILABLE = ErrorPage(
     store_unavailable("The idempotency store is unavailable; retry later with the same key.")
 )
-
-
-class Captured:
-    """The ``start_response`` the winner's app gets: holds status and headers back."""
-
-    __slots__ = ("chunks", "exc_info", "headers", "status")
-
-    def __init__(self) -> None:
-        self.status: str | None = None
-        self.headers: Headers = []
-        self.exc_info: Any = None
-        self.chunks: list[bytes] = []  # write() data and the iterable's, in order
-
-    def __call__(self, status: str, headers: Headers, exc_info: Any = None) -> Any:
-        # PEP 3333: a second call is only allowed with exc_info, and replaces
-        # the first while nothing was sent; nothing is sent before the end here.
-        if self.status is not None and exc_info is None:
-            raise RuntimeError("start_response called a second time without exc_info")
-        self.status, self.headers, self.exc_info = status, list(headers), exc_info
-        return self.chunks.append
 
 
 class Idempotency:
@@ -321,7 +300,7 @@ class Idempotency:
             result = self.app(environ, captured)
             try:
                 for chunk in result:
-                    captured.chunks.append(chunk)
+                    captured.written.append(chunk)
             finally:
                 close_quietly(result)
             if captured.status is None:
@@ -331,7 +310,7 @@ class Idempotency:
             raise
         status, headers, exc_info = captured.status, captured.headers, captured.exc_info
         captured.exc_info = None  # NOTE: no traceback cycle kept alive by this object
-        body = b"".join(captured.chunks)
+        body = b"".join(captured.written)  # write() data, then the iterable's
         if status[:1] == "5":
             self.forget(entry)  # a server error is worth retrying: see the module docs
         else:
