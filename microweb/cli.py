@@ -209,7 +209,7 @@ def gunicorn_argv(
     replaced = {"--no-control-socket": "control_socket"}
     argv = [sys.executable, "-m", "gunicorn"]
     for option, (value, _why) in defaults.items():
-        setting = replaced.get(option, gunicorn_setting(option))
+        setting = replaced.get(option, gunicorn_settings()[option])
         if getattr(given, setting) is not None:
             continue
         if option == "--workers" and "WEB_CONCURRENCY" in os.environ:
@@ -229,10 +229,6 @@ def gunicorn_argv(
 def gunicorn_settings() -> dict[str, str]:
     """gunicorn's command-line options -> the names of its settings."""
     return {flag: name for name, setting in Config().settings.items() for flag in setting.cli or ()}
-
-
-def gunicorn_setting(option: str) -> str:
-    return gunicorn_settings()[option]
 
 
 def gunicorn_parser(command: str) -> ArgumentParser:
