@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from microweb.http import declares_body
+from microweb.http import declares_body, replace_headers
 
 DECLARED = [
     pytest.param({}, False, id="neither-field"),
@@ -26,3 +26,24 @@ def test_declares_body(environ: dict[str, Any], expected: bool) -> None:
     """RFC 9112 §6.3: a request's body is framed by chunked Transfer-Encoding or by
     Content-Length; with neither (rule 7), or a length of 0, there is no body to read."""
     assert declares_body(environ) is expected
+
+
+REPLACED = [
+    pytest.param([("Vary", "Origin")], [("ETag", '"b"')], [("Vary", "Origin"), ("ETag", '"b"')],
+                 id="absent-appended"),
+    pytest.param([("etag", '"a"'), ("Vary", "Origin"), ("ETAG", '"c"')], [("ETag", '"b"')],
+                 [("Vary", "Origin"), ("ETag", '"b"')], id="every-spelling-replaced"),
+    pytest.param([("A", "1"), ("B", "2")], [("a", "3"), ("b", "4")], [("a", "3"), ("b", "4")],
+                 id="several"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("headers", "new", "expected"), REPLACED)
+def test_replace_headers(
+    headers: list[tuple[str, str]], new: list[tuple[str, str]], expected: list[tuple[str, str]]
+) -> None:
+    """RFC 9110 §5.1: field names are case-insensitive, so every spelling of a replaced field
+    goes (§5.3: a repeated field is one list; two ETags or Allow-Origins would be wrong)."""
+    original = headers
+    replace_headers(headers, new)
+    assert headers is original and headers == expected

@@ -17,7 +17,7 @@ import pytest
 from microweb import App, HTTPError, Request
 from microweb.middleware import BodyLimit
 from microweb.types import Environ, StartResponse
-from microweb.wsgi import DrainBody
+from microweb.wsgi import Captured, DrainBody
 
 BODY = b"x" * 300_000
 
@@ -167,3 +167,32 @@ def test_an_app_drains_after_every_early_answer(path: str, body: bytes, extra: A
     env = make_environ(body, PATH_INFO=path, **{"CONTENT_TYPE": "application/json", **extra})
     call(microweb_app(), env)
     assert env["test.input"].tell() == len(body)
+
+
+def test_captured_holds_the_response_back_as_pep_3333_allows() -> None:
+    """PEP 3333 (start_response): a second call is an error unless it carries exc_info, which
+    replaces the first while nothing was sent; write() data is kept in order."""
+    captured = Captured()
+    write = captured("200 OK", [("Content-Type", "text/plain")])
+    write(b"a")
+    write(b"b")
+    with pytest.raises(RuntimeError, match="second time"):
+        captured("500 Internal Server Error", [])
+    try:
+        raise ValueError("late")
+    except ValueError as exc:
+        info = (type(exc), exc, exc.__traceback__)
+    captured("500 Internal Server Error", [], info)
+    assert (captured.status, captured.headers, captured.written) == (
+        "500 Internal Server Error", [], [b"a", b"b"]
+    )
+    assert captured.exc_info is info
+    assert captured.header("content-type") is None
+
+
+def test_captured_forwards_a_late_start_to_the_server() -> None:
+    calls: list[tuple[str, list[tuple[str, str]]]] = []
+    captured = Captured()
+    captured.forward = lambda status, headers, exc_info=None: calls.append((status, headers))
+    captured("200 OK", [("X-A", "1")])
+    assert calls == [("200 OK", [("X-A", "1")])] and captured.status is None
