@@ -1,7 +1,17 @@
-"""docs/internals.md names only code that exists, so the chapter cannot drift silently.
+"""docs/internals.md names only code that exists, and its walk is what runs.
 
-Every name in backticks that looks like code is checked against the source
-(read with `ast`, so nothing is imported or run):
+Two checks keep the chapter from drifting silently.
+
+**What runs.** The names in bold backticks (``**`CORS.after`**``) are the
+walk: the functions the chapter's request runs, in the order the chapter
+tells them. The test serves that request (the chapter's ```http block) to
+examples/secure_api.py in-process, under `wsgiref.validate`, records every
+microweb and example function called (`sys.setprofile`), and fails when a
+bold name is not called, or not after the one before it. It also checks
+the chapter's count of frames from the server to the handler.
+
+**What exists.** Every name in backticks that looks like code is checked
+against the source (read with `ast`, so nothing is imported or run):
 
 - ``Class.member``: a class of microweb or the examples that defines
   `member` (or inherits it from a class defined there);
@@ -17,7 +27,13 @@ from __future__ import annotations
 
 import ast
 import re
+import sys
 from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import pytest
+from wsgi_call import Raw, call
 
 ROOT = Path(__file__).resolve().parent.parent
 CHAPTER = ROOT / "docs" / "internals.md"
@@ -109,3 +125,126 @@ def test_a_renamed_function_would_be_caught() -> None:
     """The old chapter's drift: `json_encode` (now `json_bytes`), a method that never was."""
     stale = "`json_encode` `App.dispatch` `Reply.send` `microweb.http.evaluate` `HeaderGroup`"
     assert Index().missing(stale) == ["json_encode", "Reply.send", "HeaderGroup"]
+
+
+# -- What runs: the walk ------------------------------------------------------------
+
+WALK = re.compile(r"\*\*`([^`]+)`\*\*")  # **`name`**: a step of the walk
+NUMBERS = {"two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7}
+
+
+def chapter_request(text: str) -> tuple[str, str, dict[str, str]]:
+    """The chapter's ```http block: method, path, and its headers as environ keys."""
+    block = re.search(r"```http\n(.*?)\n```", text, re.DOTALL)
+    assert block is not None, "the chapter shows its request in an ```http block"
+    request_line, *fields = block.group(1).splitlines()
+    method, path, _version = request_line.split()
+    headers = {}
+    for field in fields:
+        name, _, value = field.partition(":")
+        headers["HTTP_" + name.strip().upper().replace("-", "_")] = value.strip()
+    return method, path, headers
+
+
+class Trace:
+    """The microweb and example functions one call runs, in call order, as
+    ``(module, qualname)`` (``create_app.get_note``: ``<locals>`` left out)."""
+
+    def __init__(self, handler: Any) -> None:
+        self.calls: list[tuple[str, str]] = []
+        self.handler_code = handler.__code__
+        #: Our frames from the server to the handler, the handler's own included.
+        self.handler_depth = 0
+
+    def profile(self, frame: FrameType, event: str, arg: object) -> None:
+        if event != "call" or not ours(frame):
+            return
+        qualname = frame.f_code.co_qualname.replace(".<locals>", "")
+        self.calls.append((frame.f_globals["__name__"], qualname))
+        if frame.f_code is self.handler_code:
+            caller: FrameType | None = frame
+            while caller is not None:
+                self.handler_depth += ours(caller)
+                caller = caller.f_back
+
+    def serve(self, app: Any, method: str, path: str, headers: dict[str, str]) -> Raw:
+        sys.setprofile(self.profile)
+        try:
+            return call(app, method, path, **headers)
+        finally:
+            sys.setprofile(None)
+
+
+def ours(frame: FrameType) -> bool:
+    return str(frame.f_globals.get("__name__", "")).startswith(("microweb", "examples"))
+
+
+def runs_as(step: str, module: str, qualname: str) -> bool:
+    """`step` as the chapter writes it names this call (a method, a function, a dotted path)."""
+    return step in (qualname, f"{module}.{qualname}") or qualname.endswith("." + step)
+
+
+def out_of_walk(steps: list[str], calls: list[tuple[str, str]]) -> list[str]:
+    """The steps not called after the step before them (each looked for in order)."""
+    wrong, position = [], 0
+    for step in steps:
+        found = next((i for i in range(position, len(calls)) if runs_as(step, *calls[i])), None)
+        if found is None:
+            wrong.append(step)
+        else:
+            position = found + 1
+    return wrong
+
+
+@pytest.fixture
+def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Trace, Raw]:
+    """The chapter's request, served the second time (caches warm, as the chapter tells it)."""
+    method, path, headers = chapter_request(CHAPTER.read_text())
+    # As in the chapter: CORS_ORIGINS names the request's Origin; the rest are defaults.
+    monkeypatch.setenv("CORS_ORIGINS", headers["HTTP_ORIGIN"])
+    for name in ("ALLOWED_HOSTS", "TRUSTED_PROXIES", "FORCE_HTTPS"):
+        monkeypatch.delenv(name, raising=False)
+    # The examples build their module-level app when first imported: not in the checkout.
+    monkeypatch.setenv("NOTES_DB", str(tmp_path / "import.db"))
+    from examples.notes import NoteStore, create_app
+    from examples.secure_api import secure
+
+    db = tmp_path / "notes.db"
+    app = secure(create_app(db))
+    store = NoteStore(db)
+    while store.create("milk", "2 litres")["id"] < int(path.rpartition("/")[2]):
+        pass
+    handler, _params = app.router.match({"REQUEST_METHOD": method, "PATH_INFO": path, **headers})
+    call(app, method, path, **headers)
+    trace = Trace(handler)
+    return trace, trace.serve(app, method, path, headers)
+
+
+def test_the_walk_is_what_the_chapters_request_runs_in_that_order(
+    served: tuple[Trace, Raw],
+) -> None:
+    trace, reply = served
+    steps = WALK.findall(CHAPTER.read_text())
+    assert reply.status == "200 OK"
+    assert len(steps) > 20  # the walk does name the functions it follows
+    wrong = out_of_walk(steps, trace.calls)
+    calls = "\n".join(f"  {module}: {qualname}" for module, qualname in trace.calls)
+    assert wrong == [], f"not called, or not in the chapter's order: {wrong}; ran:\n{calls}"
+
+
+def test_the_chapters_frame_count_is_the_handlers_depth(served: tuple[Trace, Raw]) -> None:
+    trace, _reply = served
+    said = re.search(r"(\w+) frames from gunicorn to the handler", CHAPTER.read_text())
+    assert said is not None
+    assert NUMBERS[said.group(1).lower()] == trace.handler_depth
+
+
+def test_a_walk_out_of_order_or_through_code_that_never_runs_would_be_caught(
+    served: tuple[Trace, Raw],
+) -> None:
+    trace, _reply = served
+    steps = WALK.findall(CHAPTER.read_text())
+    swapped = [steps[1], steps[0], *steps[2:]]  # HookChain.__call__ before App.__call__
+    assert out_of_walk(swapped, trace.calls) == [steps[0]]
+    not_run = [*steps[:5], "ErrorHandlers.respond", *steps[5:]]  # nothing failed: no errors
+    assert out_of_walk(not_run, trace.calls) == ["ErrorHandlers.respond"]
