@@ -1,9 +1,9 @@
 """Uploads: ``req.form`` and ``req.files`` from a ``multipart/form-data`` body (RFC 7578).
 
 How a body is read. `microweb.multipart_form.parse` never holds the body in memory whole:
-it reads ``wsgi.input`` in 64 KiB chunks (`request.body_chunks`), counting bytes
-against the app's ``max_body_size``, and pushes each chunk into the
-``multipart`` package's `PushMultipartParser`. That parser keeps no more
+the request hands it the body's chunks (`request.body_chunks`: 64 KiB reads of
+``wsgi.input``, counted against the app's ``max_body_size``), and it pushes each
+chunk into the ``multipart`` package's `PushMultipartParser`. That parser keeps no more
 than a boundary's worth of bytes between chunks and yields events: a part's
 headers, then chunks of its body, then ``None`` at its end. A text field
 (a part without a ``filename``) is collected in memory and decoded as UTF-8;
