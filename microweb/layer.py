@@ -12,8 +12,9 @@ PEP 3333 app (a Flask app too). Most of them only need to
 A subclass overrides one or both; `Middleware.__call__` turns them into an
 ordinary WSGI call, and inside an `App` a `microweb.middleware.HookChain`
 calls the same two methods. Options are validated, and what can be computed
-once is computed, in ``__init__``. A leaf module (it imports only the WSGI
-types): the middleware package, sessions and the app all build on it.
+once is computed, in ``__init__`` (`exact_paths`: the shared ``exempt``).
+A leaf module (it imports only the WSGI types): the middleware package,
+sessions and the app all build on it.
 """
 
 from __future__ import annotations
@@ -52,3 +53,15 @@ class Middleware:
 def overrides(cls: type[Middleware], hook: str) -> bool:
     """True when `cls` has its own `hook` ("before" or "after"), not the base's no-op."""
     return getattr(cls, hook) is not getattr(Middleware, hook)
+
+
+def exact_paths(option: str, paths: Iterable[str]) -> frozenset[str]:
+    """An ``exempt`` option (exact ``PATH_INFO`` values) as a set; a ValueError at startup
+    for one bare string (``"/healthz"`` would be its characters) or a non-path."""
+    if isinstance(paths, str | bytes):
+        raise ValueError(f"{option} takes a list of paths, like [{paths!r}]")
+    checked = frozenset(paths)
+    for path in checked:
+        if not isinstance(path, str) or not path.startswith("/"):
+            raise ValueError(f"{option}: {path!r} is not a path starting with '/'")
+    return checked

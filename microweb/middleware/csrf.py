@@ -48,7 +48,7 @@ from typing import Any, TypeVar
 
 from ..errors import HTTPError, render
 from ..http import DEFAULT_PORTS
-from ..layer import Middleware
+from ..layer import Middleware, exact_paths
 from ..types import Environ, WSGIApp
 from .cors import find_router, normalize_origin
 from .trusted_host import parse_host
@@ -115,10 +115,7 @@ class CrossOriginProtection(Middleware):
         # SECURITY: a typo here must fail at startup, not trust nothing (or
         # everything) quietly; normalize_origin refuses paths and `null`.
         self.trusted = frozenset(normalize_origin(origin) for origin in trusted_origins)
-        self.exempt_paths = frozenset(exempt_paths)
-        for path in self.exempt_paths:
-            if not isinstance(path, str) or not path.startswith("/"):
-                raise ValueError(f"exempt_paths: {path!r} is not a path starting with '/'")
+        self.exempt_paths = exact_paths("CrossOriginProtection(exempt_paths=...)", exempt_paths)
         self.router = find_router(app)
         self.error = HTTPError(403, "Cross-origin request refused: it did not come from this site.")
 

@@ -40,7 +40,7 @@ from collections.abc import Iterable
 from urllib.parse import quote
 
 from ..errors import HTTPError, render
-from ..layer import Middleware
+from ..layer import Middleware, exact_paths
 from ..response import TEXT, Reply
 from ..types import Environ, WSGIApp
 from .trusted_host import parse_host
@@ -57,12 +57,7 @@ class HTTPSRedirect(Middleware):
 
     def __init__(self, app: WSGIApp, exempt: Iterable[str] = ("/healthz",)) -> None:
         super().__init__(app)
-        if isinstance(exempt, str):
-            raise ValueError(f"HTTPSRedirect(exempt=...) must be a list of paths, not {exempt!r}")
-        self.exempt = frozenset(exempt)
-        for path in self.exempt:
-            if not isinstance(path, str) or not path.startswith("/"):
-                raise ValueError(f"HTTPSRedirect(exempt=...): {path!r} is not a path (/...)")
+        self.exempt = exact_paths("HTTPSRedirect(exempt=...)", exempt)
 
     def before(self, environ: Environ) -> WSGIApp | None:
         if environ["wsgi.url_scheme"] == "https" or environ.get("PATH_INFO", "") in self.exempt:

@@ -81,7 +81,7 @@ from functools import partial
 
 from ..errors import ErrorPage, HTTPError, store_unavailable
 from ..http import has_header
-from ..layer import Middleware
+from ..layer import Middleware, exact_paths
 from ..request import Request
 from ..stores import Store, StoreError, default_store
 from ..stores.base import Clock
@@ -152,12 +152,7 @@ class RateLimit(Middleware):
         self.limit, self.period = parse_limit(limit)
         if key is not None and not callable(key):
             raise ValueError(f"RateLimit(key=...) must be a function of the request, not {key!r}")
-        if isinstance(exempt, str | bytes):
-            raise ValueError(f"RateLimit(exempt=...) takes a list of paths, like [{exempt!r}]")
-        self.exempt = frozenset(exempt)
-        for path in self.exempt:
-            if not isinstance(path, str) or not path.startswith("/"):
-                raise ValueError(f"RateLimit(exempt=...): {path!r} is not a path starting with /")
+        self.exempt = exact_paths("RateLimit(exempt=...)", exempt)
         if not isinstance(fail_open, bool):
             raise ValueError(f"RateLimit(fail_open=...) is True or False, not {fail_open!r}")
         self.store: Store = default_store() if store is None else store
