@@ -76,6 +76,7 @@ from jwt.algorithms import HMACAlgorithm
 
 from .errors import HTTPError
 from .stores import Store, StoreError
+from .stores.base import fail_open_flag
 
 if TYPE_CHECKING:
     from .request import Request
@@ -149,10 +150,8 @@ class JWTAuth:
             raise ValueError(f"realm: printable ASCII, no quotes or backslashes: {realm!r}")
         if key is None and not keys:
             raise ValueError("JWTAuth needs a key, or keys={kid: key}")
-        if not isinstance(fail_open, bool):
-            raise ValueError(f"fail_open is True or False, not {fail_open!r}")
         #: When the revocation store fails: accept the token (True) or 503 (False).
-        self.fail_open = fail_open
+        self.fail_open = fail_open_flag("JWTAuth", fail_open)
         self.issuer, self.audience, self.leeway = issuer, audience, leeway
         self.store, self.realm, self.clock = store, realm, clock
         self.required_claims = list(required_claims) + (["jti"] if store is not None else [])

@@ -45,7 +45,7 @@ from microweb.stores import (
     Store,
     StoreError,
 )
-from microweb.stores.base import COUNTER_MAX
+from microweb.stores.base import COUNTER_MAX, fail_open_flag
 
 TTL = 60.0  # seconds; nothing waits for it (see the module docstring)
 
@@ -826,3 +826,14 @@ def test_repr_names_the_store_but_never_a_password(tmp_path: Path) -> None:
     store = RedisStore("redis://user:s3cret@127.0.0.1:6399/2", prefix="app:")
     assert repr(store) == "RedisStore('127.0.0.1:6399', prefix='app:')"
     assert "s3cret" not in repr(store)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [pytest.param("yes", id="str"), pytest.param(1, id="int"), pytest.param(None, id="none")],
+)
+def test_fail_open_is_true_or_false_and_the_error_names_its_owner(value: Any) -> None:
+    with pytest.raises(ValueError, match=r"^Owner\(fail_open=\.\.\.\) is True or False"):
+        fail_open_flag("Owner", value)
+    assert fail_open_flag("Owner", True) is True
+    assert fail_open_flag("Owner", False) is False

@@ -84,7 +84,7 @@ from ..http import has_header
 from ..layer import Middleware, exact_paths
 from ..request import Request
 from ..stores import Store, StoreError, default_store
-from ..stores.base import Clock
+from ..stores.base import Clock, fail_open_flag
 from ..types import Environ, Headers, WSGIApp
 
 logger = logging.getLogger("microweb")
@@ -153,11 +153,9 @@ class RateLimit(Middleware):
         if key is not None and not callable(key):
             raise ValueError(f"RateLimit(key=...) must be a function of the request, not {key!r}")
         self.exempt = exact_paths("RateLimit(exempt=...)", exempt)
-        if not isinstance(fail_open, bool):
-            raise ValueError(f"RateLimit(fail_open=...) is True or False, not {fail_open!r}")
+        self.fail_open = fail_open_flag("RateLimit", fail_open)
         self.store: Store = default_store() if store is None else store
         self.key = key
-        self.fail_open = fail_open
         self.clock: Clock = clock or getattr(self.store, "clock", None) or time.time
         # Precomputed: the store key's prefix, and the 429 and 503 bodies in
         # both negotiated forms.

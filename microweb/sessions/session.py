@@ -57,7 +57,7 @@ from webob.cookies import RequestCookies, make_cookie
 from ..errors import ErrorPage, store_unavailable
 from ..http import TOKEN, add_vary, has_header
 from ..layer import Middleware
-from ..stores.base import StoreError
+from ..stores.base import StoreError, fail_open_flag
 from ..types import Environ, Headers, WSGIApp
 from .session_data import Record, Session
 
@@ -110,8 +110,7 @@ class SessionMiddleware(Middleware):
         fail_open: bool = False,
     ) -> None:
         super().__init__(app)
-        if not isinstance(fail_open, bool):
-            raise ValueError(f"fail_open is True or False, not {fail_open!r}")
+        self.fail_open = fail_open_flag(type(self).__name__, fail_open)
         if not TOKEN.fullmatch(cookie_name):  # RFC 6265bis §4.1.1: a cookie name is a token
             raise ValueError(f"cookie_name must be an RFC 9110 token, not {cookie_name!r}")
         for option, value in (("max_age", max_age), ("idle_timeout", idle_timeout)):
@@ -133,7 +132,6 @@ class SessionMiddleware(Middleware):
         self.secure = secure
         self.samesite = same_site
         self.clock = clock
-        self.fail_open = fail_open
         # Path=/ and no Domain, always: what __Host- requires (RFC 6265bis
         # §4.1.3.2), and the right scope for a session anyway.
         self._cookie_re = re.compile(rf"(?:^|;)\s*{re.escape(name)}=")

@@ -60,6 +60,7 @@ __all__ = [
     "Store",
     "StoreError",
     "Value",
+    "fail_open_flag",
     "parse_counter",
 ]
 
@@ -82,6 +83,13 @@ class StoreError(Exception):
     """The store cannot be reached or used: unwritable file, lock held beyond the timeout,
     connection refused. Callers choose what that means (fail closed with 503, or fail open);
     a store never hangs waiting for its engine beyond its configured timeout."""
+
+
+def fail_open_flag(owner: str, value: object) -> bool:
+    """A feature's ``fail_open`` option (serve on a `StoreError`, or answer 503), checked."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{owner}(fail_open=...) is True or False, not {value!r}")
+    return value
 
 
 @runtime_checkable
