@@ -41,19 +41,18 @@ The defences, with the rule each follows:
 - **The ``Authorization`` header only** (RFC 6750 §2.1), never the query
   string (§2.3: URLs are logged, and leak through ``Referer``). A token over
   `MAX_TOKEN_LENGTH` is refused before it is parsed.
-- **Never a 500 for bad input**: PyJWT's errors, and the ``ValueError``/
-  ``TypeError`` of malformed input, are ``invalid_token``. The
-  ``error_description`` is always one of ours (PyJWT's messages can quote
-  attacker-chosen header values), in the characters RFC 6750 §3 allows.
 
-What the client is told (RFC 6750 §3, §3.1):
+What the client is told (RFC 6750 §3, §3.1), never a 500 for bad input:
 
 - no ``Authorization``, or another scheme (``Basic``): the client did not
   try bearer auth, so 401 with a bare ``Bearer realm="api"``, no error code;
 - ``Bearer`` with no token, or two (``Bearer a b``, ``Bearer a, Bearer b``):
   a malformed request, 400 ``error="invalid_request"`` (§3.1);
 - a token that is malformed (characters outside b64token, bad base64, two
-  segments) or fails verification: 401 ``error="invalid_token"``;
+  segments) or fails verification (PyJWT's errors, and the ``ValueError``/
+  ``TypeError`` of malformed input): 401 ``error="invalid_token"``, with an
+  ``error_description`` of ours (PyJWT's messages can quote attacker-chosen
+  header values) in the characters §3 allows;
 - a valid token lacking a scope: 403 ``error="insufficient_scope"`` and
   ``scope="..."``, the scopes needed. A token's scopes are its ``scope``
   claim (space-separated, RFC 9068 §2.2.3) or its ``scp`` list.
@@ -261,9 +260,8 @@ class JWTAuth:
                 raise TokenRejected(f"The {name} claim is not a number.")
         if "exp" in claims and claims["exp"] <= now - leeway:  # RFC 7519 §4.1.4
             raise jwt.ExpiredSignatureError
-        if claims.get("nbf", -math.inf) > now + leeway:  # RFC 7519 §4.1.5
-            raise jwt.ImmatureSignatureError
-        if claims.get("iat", -math.inf) > now + leeway:  # issued in the future: as PyJWT
+        # RFC 7519 §4.1.5 (nbf); an iat in the future is refused too, as PyJWT does.
+        if max(claims.get("nbf", -math.inf), claims.get("iat", -math.inf)) > now + leeway:
             raise jwt.ImmatureSignatureError
 
     def revoke(self, jti: str, expires_at: float) -> None:
@@ -293,8 +291,7 @@ class JWTAuth:
             @wraps(handler)
             def guarded(req: Request, *args: Any, **kwargs: Any) -> Any:
                 claims = self.authenticate(req.environ)
-                granted = self._scopes(claims)
-                if not granted.issuperset(needed):
+                if not self._scopes(claims).issuperset(needed):
                     raise self._challenge(
                         403, "insufficient_scope", "The token lacks a scope this needs.", needed
                     )
@@ -368,8 +365,6 @@ def _check_hmac_secret(key: Key, name: str) -> None:
     # SECURITY: a public key used as an HMAC secret is HS/RS confusion (RFC 8725 §2.1).
     if b"-----BEGIN" in secret or secret.lstrip().startswith((b"ssh-", b"ecdsa-sha2-")):
         raise ValueError(f"{name} looks like a PEM/SSH key: it cannot be an HMAC secret")
-    if len(secret) < 32:
-        raise ValueError(f"{name}: HMAC keys must be at least 32 bytes (RFC 7518 §3.2)")
 
 
 def _is_number(value: Any) -> bool:
