@@ -72,6 +72,17 @@ def declares_body(environ: dict[str, Any]) -> bool:
     return coding is not None and "chunked" in coding.lower()
 
 
+def unsafe_methods(option: str, methods: Iterable[str]) -> frozenset[str]:
+    """A list-of-methods option, upper-cased; ValueError for a bare string or a safe method."""
+    if isinstance(methods, str):
+        raise ValueError(f"{option} takes a list of methods, like [{methods!r}]")
+    checked = frozenset(method.upper() for method in methods)
+    safe = checked & SAFE_METHODS
+    if safe:
+        raise ValueError(f"{option}: {sorted(safe)} are safe methods (RFC 9110 §9.2.1)")
+    return checked
+
+
 def http_date(seconds: float) -> str:
     """Epoch seconds as an HTTP-date (RFC 9110 §5.6.7): ``Sun, 06 Nov 1994 08:49:37 GMT``."""
     return formatdate(seconds, usegmt=True)

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from microweb.http import declares_body, replace_headers
+from microweb.http import declares_body, replace_headers, unsafe_methods
 
 DECLARED = [
     pytest.param({}, False, id="neither-field"),
@@ -47,3 +47,22 @@ def test_replace_headers(
     original = headers
     replace_headers(headers, new)
     assert headers is original and headers == expected
+
+
+@pytest.mark.parametrize(
+    ("methods", "says"),
+    [
+        pytest.param("POST", "takes a list of methods, like ['POST']", id="one-string"),
+        pytest.param(["POST", "get"], "['GET'] are safe methods", id="rfc9110-9.2.1-safe"),
+        pytest.param(["OPTIONS", "TRACE"], "['OPTIONS', 'TRACE'] are safe", id="all-four-are-safe"),
+    ],
+)
+def test_unsafe_methods_refuses_what_cannot_change_anything(methods: Any, says: str) -> None:
+    with pytest.raises(ValueError, match=r"^Thing\(methods=\.\.\.\)") as error:
+        unsafe_methods("Thing(methods=...)", methods)
+    assert says in str(error.value)
+
+
+def test_unsafe_methods_are_upper_cased() -> None:
+    assert unsafe_methods("methods", ["post", "Patch", "POST"]) == frozenset({"POST", "PATCH"})
+    assert unsafe_methods("methods", ()) == frozenset()

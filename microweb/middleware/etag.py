@@ -62,7 +62,7 @@ from collections.abc import Callable, Iterable
 
 from ..conditional import PRECONDITION_REQUIRED, etag_of_chunks, failed_detail
 from ..errors import HTTPError, render
-from ..http import SAFE_METHODS, evaluate, parse_http_date
+from ..http import SAFE_METHODS, evaluate, parse_http_date, unsafe_methods
 from ..response import status_line
 from ..types import Environ, Headers, StartResponse, WSGIApp
 from ..wsgi import Captured, close_quietly
@@ -115,15 +115,9 @@ class ETag:
     def __init__(self, app: WSGIApp, require_if_match: bool | Iterable[str] = False) -> None:
         self.app = app
         if isinstance(require_if_match, bool):
-            methods: Iterable[str] = DEFAULT_REQUIRED if require_if_match else ()
-        elif isinstance(require_if_match, str):
-            raise ValueError(f"require_if_match takes a list of methods: [{require_if_match!r}]")
+            self.required = frozenset(DEFAULT_REQUIRED if require_if_match else ())
         else:
-            methods = [method.upper() for method in require_if_match]
-            safe = SAFE_METHODS.intersection(methods)
-            if safe:
-                raise ValueError(f"require_if_match: {sorted(safe)} are safe methods (RFC 9110)")
-        self.required = frozenset(methods)
+            self.required = unsafe_methods("ETag(require_if_match=...)", require_if_match)
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "GET")

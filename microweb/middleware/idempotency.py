@@ -122,7 +122,7 @@ import re
 from collections.abc import Callable, Iterable
 
 from ..errors import ErrorPage, HTTPError, render, store_unavailable
-from ..http import SAFE_METHODS
+from ..http import unsafe_methods
 from ..request import buffer_body
 from ..stores import Store, StoreError, default_store
 from ..types import Environ, StartResponse, WSGIApp
@@ -216,14 +216,9 @@ class Idempotency:
         lock_ttl: float = 60,
         max_body: int = 1_048_576,
     ) -> None:
-        if isinstance(methods, str):
-            raise ValueError(f"methods takes a list of methods: [{methods!r}]")
-        self.methods = frozenset(method.upper() for method in methods)
+        self.methods = unsafe_methods("Idempotency(methods=...)", methods)
         if not self.methods:
-            raise ValueError("methods must name at least one method")
-        safe = self.methods & SAFE_METHODS
-        if safe:
-            raise ValueError(f"methods: {sorted(safe)} are safe already (RFC 9110 §9.2.1)")
+            raise ValueError("Idempotency(methods=...) must name at least one method")
         for name, seconds in (("ttl", ttl), ("lock_ttl", lock_ttl)):
             if isinstance(seconds, bool) or not seconds > 0:
                 raise ValueError(f"{name} must be a number of seconds > 0, not {seconds!r}")
