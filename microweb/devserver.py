@@ -83,15 +83,21 @@ def banner(
 ) -> str:
     """The one-screen summary printed before gunicorn starts."""
     urls = ", ".join(url_of(bind, "https" if tls else "http") for bind in binds)
-    routes, layers = (app.router.routes, app.middleware) if isinstance(app, App) else ([], [])
-    stack = [getattr(layer, "__name__", repr(layer)) for layer, _ in layers]
+    logs = f"app logs at {level or 'your config'}"
+    if isinstance(app, App):
+        stack = " -> ".join(getattr(layer, "__name__", repr(layer)) for layer, _ in app.middleware)
+        about = [
+            f"  routes      {len(app.router.routes)} (`microweb routes {target}` lists them)",
+            f"  middleware  {stack or 'none'} (then the app)",
+            f"  debug       on: a 500 shows the traceback; {logs}",
+        ]
+    else:  # NOTE: as in `load`: only a microweb App has routes to list and a debug page
+        about = [f"  debug       off: not a microweb App, so no debug page; {logs}"]
     return "\n".join(
         [
             f"microweb dev {target}",
             f"  serving     {urls}",
-            f"  routes      {len(routes)} (`microweb routes {target}` lists them)",
-            f"  middleware  {' -> '.join(stack) or 'none'} (then the app)",
-            f"  debug       on: a 500 shows the traceback; app logs at {level or 'your config'}",
+            *about,
             "  reload      on: a changed .py file restarts the worker",
             "  development mode: do not expose (use `microweb run` to serve for real)",
         ]

@@ -197,3 +197,38 @@ def test_the_banner_fits_a_screen() -> None:
     assert "https://0.0.0.0:8443 (every interface!)" in banner(
         "notes:app", App(), ["0.0.0.0:8443"], tls=True
     )
+
+
+def test_the_banner_of_a_plain_wsgi_app_says_debug_is_off() -> None:
+    """`load` turns debug on in a microweb App only; a Flask app has no debug page, no routes."""
+    from middleware_apps import flask_app
+
+    text = banner("legacy:app", flask_app(), ["127.0.0.1:8000"])
+    assert max(map(len, text.splitlines())) <= 80
+    assert "  debug       off: not a microweb App, so no debug page; app logs at INFO" in text
+    assert "debug       on" not in text and "routes" not in text and "middleware" not in text
+
+
+FLASK_SOURCE = """\
+import flask
+
+app = flask.Flask(__name__)
+
+
+@app.get("/crash")
+def crash():
+    raise RuntimeError("boom")
+"""
+
+
+def test_a_plain_wsgi_app_is_served_without_the_debug_page(tmp_path: Path) -> None:
+    """What the banner says of a Flask app is what a 500 shows: its own page, no traceback."""
+    module = f"flaskapp_{tmp_path.name.replace('-', '_')}"
+    (tmp_path / f"{module}.py").write_text(FLASK_SOURCE)
+    with microweb("dev", tmp_path, module) as (url, log, _):
+        crash = fetch(url, "GET", "/crash", headers={"Accept": "application/json"})
+    assert crash.status == 500
+    assert b"boom" not in crash.body and "json" not in crash.headers.get("Content-Type", "")
+    text = log.read_text()
+    assert "debug       off: not a microweb App" in text
+    assert f"{module}:app is not a microweb App: no debug page" in text
