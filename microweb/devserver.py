@@ -48,7 +48,7 @@ def load(target: str, level: str | None) -> WSGIApp:
     """Called by gunicorn in each worker: the app and its logs (`microweb.worker`), debug on."""
     # 1. The app, as gunicorn would have imported it, and its logging.
     try:
-        app: WSGIApp = worker.load(target, level)
+        app = worker.load(target, level)
     except Exception as exc:
         # NOTE: in reload mode gunicorn survives only a SyntaxError; any other
         # import error would stop the whole development server.

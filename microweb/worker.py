@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any
 
 from gunicorn.util import import_app  # type: ignore[import-untyped]
+
+from .types import WSGIApp
 
 # NOTE: gunicorn's error-log format (gunicorn.glogging), plus the logger's name.
 LOG_FORMAT = "%(asctime)s [%(process)d] [%(levelname)s] %(name)s: %(message)s"
@@ -32,10 +33,11 @@ def worker_target(loader: str, target: str, level: str | None) -> str:
     return f"{loader}({target!r}, {level!r})"
 
 
-def load(target: str, level: str | None) -> Any:
+def load(target: str, level: str | None) -> WSGIApp:
     """Called by gunicorn in each worker: the app, then its logging at `level`."""
     try:
-        return import_app(target)
+        app: WSGIApp = import_app(target)  # NOTE: gunicorn has checked that it is callable
+        return app
     finally:
         # NOTE: after the import, so an app that configures logging when it is
         # imported keeps its own: basicConfig does nothing once the root logger
