@@ -8,6 +8,11 @@ in the instance's listen queue while the workers boot, and its client
 timeout would race that boot on a loaded machine. Redis says it is ready
 itself (sd_notify, examples/deploy/processes.py); nginx is handed a
 listening socket and serves as soon as it runs.
+
+The tests of the recipe (test_deploy*.py) share the `deployment` fixture
+(the recipe with `INSTANCE_ENV`, started once per test module) and the
+client side of its app (examples/deploy/app.py): `get_token`, `bearer`,
+`post_note`, and `instance` (which instance answered).
 """
 
 from __future__ import annotations
@@ -19,16 +24,36 @@ from typing import Any
 
 import pytest
 from debian import ensure_installed
+from servers import Reply, fetch
 from worker_ready import ReadyListener
 
 from examples.deploy.processes import DeployError
 from examples.deploy.run import INSTANCES, NGINX, REDIS_SERVER, Deployment
+
+ALICE = {"username": "alice", "password": "wonderland-alice"}
+# The instances' RedisStore timeout (REDIS_TIMEOUT), in seconds. The outage
+# tests bound a 503's time by it: a store that waits for Redis once too often
+# takes a whole timeout more, so the rest of the path (nginx, gunicorn, the
+# app, on a busy 2-core machine) gets a whole timeout of headroom.
+REDIS_TIMEOUT = 3.0
+INSTANCE_ENV = {"REDIS_TIMEOUT": str(REDIS_TIMEOUT), "RATE_LIMIT": "100000/day"}
+# NOTE: a worker forked just as SIGTERM arrives misses it and the master
+# waits out the graceful timeout (tests/servers.py): keep stops short.
+GUNICORN_ARGS = ("--graceful-timeout", "2")
 
 
 @pytest.fixture(scope="module")
 def tools() -> None:
     ensure_installed(NGINX, "nginx")
     ensure_installed(REDIS_SERVER, "redis-server")
+
+
+@pytest.fixture(scope="module")
+def deployment(tools: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    """The recipe, shared by a module's tests (each leaves it running as it found it)."""
+    with running(tmp_path_factory.mktemp("deploy"), env=INSTANCE_ENV,
+                 gunicorn_args=GUNICORN_ARGS) as started:  # fmt: skip
+        yield started
 
 
 class ReadyDeployment(Deployment):
@@ -74,3 +99,26 @@ def logs(deployment: Deployment) -> str:
         lines = path.read_text(errors="replace").splitlines()[-15:]
         parts.append(f"--- {path.name}\n" + "\n".join(lines))
     return "\n".join(parts)
+
+
+# --- the client side of the recipe's app ---------------------------------------------------
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def get_token(url: str) -> str:
+    reply = fetch(url, "POST", "/api/token", json_body=ALICE)
+    assert reply.status == 200, reply.body
+    token: str = reply.json()["access_token"]
+    return token
+
+
+def post_note(url: str, token: str, key: str, text: str) -> Reply:
+    headers = bearer(token) | {"Idempotency-Key": key}
+    return fetch(url, "POST", "/api/notes", json_body={"text": text}, headers=headers)
+
+
+def instance(reply: Reply) -> str:
+    return reply.headers["X-Instance"]

@@ -1,6 +1,6 @@
 """WebSockets through the deployment recipe's nginx (examples/deploy/nginx.conf.template).
 
-The recipe (tests/test_deploy.py has the rest) with its instances on
+The recipe (tests/test_deploy.py and test_deploy_failures.py have the rest) with its instances on
 gunicorn's gthread worker: nginx's ``location /ws/`` forwards the upgrade
 (``Upgrade``/``Connection``, HTTP/1.1 upstream) and leaves the socket open
 for ``proxy_read_timeout``. The handshake crosses the whole stack, ProxyFix
@@ -12,9 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from deployment import running, tools
+from deployment import INSTANCE_ENV, running, tools
 from servers import TIMEOUT, fetch
-from test_deploy import INSTANCE_ENV
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
