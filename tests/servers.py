@@ -190,6 +190,7 @@ def fetch(
     json_body: Any = None,
     body: bytes | None = None,
     headers: dict[str, str] | None = None,
+    timeout: float = TIMEOUT,
 ) -> Reply:
     """One request on a fresh connection to 127.0.0.1; the whole reply is read."""
     headers = dict(headers or {})
@@ -197,7 +198,7 @@ def fetch(
         body = json.dumps(json_body).encode()
         headers.setdefault("Content-Type", "application/json")
     host, port = _address(url)
-    connection = http.client.HTTPConnection(host, port, timeout=TIMEOUT)
+    connection = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
         connection.request(method, path, body=body, headers=headers)
         response = connection.getresponse()
