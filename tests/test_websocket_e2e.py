@@ -266,6 +266,9 @@ def test_sync_worker_refuses_with_500_naming_the_fix(gunicorn_server: object) ->
     assert b"--worker-class gthread" in refused.value.response.body
 
 
+WORKER_TIMEOUT = 3  # seconds: gunicorn's --timeout for the test below
+
+
 def test_open_websocket_outlives_timeout_then_ends_at_shutdown(tmp_path: Path) -> None:
     """``--timeout`` does not kill a long-lived connection; SIGTERM ends it cleanly.
 
@@ -275,14 +278,23 @@ def test_open_websocket_outlives_timeout_then_ends_at_shutdown(tmp_path: Path) -
     timeout, then says 1001 (going away) if it gets there before the
     master's SIGKILL, which uses the same timeout: the client sees 1001 or
     a dropped connection (1006), and gunicorn exits with status 0.
+
+    NOTE: that loop beats once per poll, and an idle poll lasts 1 s, so a
+    ``--timeout 1`` was shorter than the beat: a worker kept off the CPU for
+    a moment on a loaded machine was killed (WORKER TIMEOUT; pausing an idle
+    worker 0.3 s twelve times did it twice, with 3 s never). WORKER_TIMEOUT
+    leaves two beats of headroom; the socket idles past it and past the
+    master's next check (once a second), when a worker that stopped beating
+    would be killed.
     """
-    args = (*GTHREAD, "--timeout", "1")
+    args = (*GTHREAD, "--timeout", str(WORKER_TIMEOUT))
     server = GunicornServer("tests.websocket_app:app", tmp_path / "log", workers=1, args=args)
     base = server.start()
     try:
         with open_ws(base, "/echo") as ws, ThreadPoolExecutor(1) as pool:
             with pytest.raises(TimeoutError):
-                ws.recv(timeout=2.5)  # NOTE: the duration under test, not a synchronisation
+                # NOTE: the duration under test, not a synchronisation
+                ws.recv(timeout=WORKER_TIMEOUT + 2)
             ws.send("still here")
             assert ws.recv(timeout=TIMEOUT) == "still here"
             code = pool.submit(closed_with, ws)
