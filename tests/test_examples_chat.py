@@ -5,7 +5,9 @@ join the same room: what one sends, every other connection receives. The
 browser test loads the page with ``?name=ada&say=hello``; its script opens
 the WebSocket, says hello once open, and lists what it receives in the DOM.
 A Python client "bob", already in the room, answers it, so the DOM shows
-a message that crossed from one connection to another both ways.
+a message that crossed from one connection to another both ways. The DOM
+is read once it lists both messages (`browser.dom_when`): they come over
+the WebSocket after the page has loaded, when a one-shot dump may be over.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from browser import dump_dom, ensure_chromium
+from browser import dom_when, ensure_chromium
 from servers import TIMEOUT, fetch, serving
 from websockets.sync.client import ClientConnection, connect
 
@@ -81,7 +83,9 @@ def test_page_in_chromium_sends_and_receives(
 
         answered = pool.submit(answer)
         page = f"{url}/?name=ada&say=hello"
-        dom = html.unescape(dump_dom(page, tmp_path_factory.mktemp("chromium")))
+        listed = "[...document.querySelectorAll('#log li')].map((li) => li.textContent)"
+        both = f"['ada: hello', 'bob: hi ada'].every((m) => {listed}.includes(m))"
+        dom = html.unescape(dom_when(page, tmp_path_factory.mktemp("chromium"), both))
         assert "* ada joined" in answered.result(timeout=TIMEOUT)
     assert "<li>ada: hello</li>" in dom, dom
     assert "<li>bob: hi ada</li>" in dom, dom
