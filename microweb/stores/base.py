@@ -28,14 +28,8 @@ caller (``if get(k) is None: set(k, v)``) lets two workers both see "absent"
 and both proceed. ``add`` is the one primitive that elects a single winner
 among racing workers (an idempotency key's first request, a session id), and
 ``incr`` never loses an update (rate-limit counters). Each store documents how
-it achieves that with its engine's own guarantees.
-
-How `RedisStore` maps onto Redis's own atomic commands:
-``add`` is ``SET key value NX PX ttl``; ``incr`` is ``SET key 0 NX PX ttl``
-then ``INCR key`` in one Lua script (one round trip), which keeps a live
-key's expiry as the fixed-window rate limit needs; Redis's error for
-``INCR`` on a non-integer becomes ``ValueError``, and connection or timeout
-errors become `StoreError`.
+it achieves that with its engine's own guarantees (`microweb.stores.sqlite`,
+`microweb.stores.redis_store`).
 
 `Store` is the structural type features program against; `BaseStore` is an
 optional base class holding the argument validation and the injectable clock

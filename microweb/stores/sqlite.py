@@ -71,10 +71,6 @@ CREATE INDEX IF NOT EXISTS kv_expires ON kv(expires) WHERE expires IS NOT NULL;
 """
 _IN_MEMORY = ":memory:"  # a private database per connection: no file, no WAL
 _EXPIRED = "kv.expires IS NOT NULL AND kv.expires <= :now"
-# A live row is replaced only if it is expired: the conflict branch does nothing otherwise.
-_ADD = f"""INSERT INTO kv (key, value, expires) VALUES (:key, :value, :expires)
-ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires = excluded.expires
-WHERE {_EXPIRED}"""
 # An expired counter restarts at 1 with the new ttl; a live one keeps its expiry.
 # The WHERE refuses, as Redis does, a value that is not a canonical integer or that would
 # overflow 64 bits: no row changes, RETURNING yields nothing, and incr raises ValueError.
@@ -87,6 +83,8 @@ WHERE {_EXPIRED} OR (CAST(CAST(kv.value AS INTEGER) AS BLOB) = kv.value
                     AND CAST(kv.value AS INTEGER) < 9223372036854775807)"""
 _SET = """INSERT INTO kv (key, value, expires) VALUES (:key, :value, :expires)
 ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires = excluded.expires"""
+# `add` is `set` on a row that is absent or expired: a live row is left alone.
+_ADD = f"{_SET}\nWHERE {_EXPIRED}"
 
 
 def setup_database(path: str | os.PathLike[str], schema: str, timeout: float = 10.0) -> None:
