@@ -111,14 +111,17 @@ def _check_id(value: Any) -> str:
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise TypeError(f"an event id is a str or an int, not {value!r}")
     text = str(value)
-    # §9.2.6 ignores an id holding NUL, and CR/LF would end the line early;
-    # SECURITY: refusing every control character, and ids too long to come
-    # back, keeps what we send within what `last_event_id` accepts.
-    if _CONTROL.search(text) or len(text.encode()) > MAX_ID_LENGTH:
+    if not _is_event_id(text):
         raise ValueError(
             f"an event id has no control characters and at most {MAX_ID_LENGTH} bytes: {text!r}"
         )
     return text
+
+
+def _is_event_id(text: str) -> bool:
+    # §9.2.6 ignores an id holding NUL, and CR/LF would end its line. SECURITY: one rule
+    # (no control character, at most MAX_ID_LENGTH bytes) for the ids we send and take back.
+    return not _CONTROL.search(text) and len(text.encode()) <= MAX_ID_LENGTH
 
 
 def _retry_line(value: Any) -> str:
@@ -139,13 +142,10 @@ def last_event_id(req: webob.Request) -> str | None:
     if raw is None:
         return None
     try:
-        data = raw.encode("latin-1")  # PEP 3333: header bytes arrive as latin-1 text
-        text: str = data.decode("utf-8")
+        text = raw.encode("latin-1").decode("utf-8")  # PEP 3333: headers arrive as latin-1
     except UnicodeError:
         return None
-    if len(data) > MAX_ID_LENGTH or _CONTROL.search(text):
-        return None
-    return text
+    return text if _is_event_id(text) else None
 
 
 class _EventChunks:
