@@ -70,7 +70,7 @@ class ConnectionClosed(Exception):
 class WebSocket:
     """One WebSocket connection: ``receive``, ``send``, ``close``, ``for message in ws``.
 
-    ``ws.subprotocol`` is the subprotocol chosen at the handshake, or None;
+    ``ws.subprotocol`` is the subprotocol chosen at the handshake (§1.9), or None;
     ``ws.close_code`` the code the connection ended with (§7.1.5), None while open.
     """
 
@@ -82,9 +82,7 @@ class WebSocket:
         ping_interval: float | None = 20.0,
         ping_timeout: float | None = None,
     ) -> None:
-        #: The subprotocol chosen at the handshake (§1.9), or None.
         self.subprotocol = subprotocol
-        #: The close code the connection ended with (§7.1.5), once closed.
         self.close_code: int | None = None
         self.max_message_size = max_message_size
         self.ping_interval = ping_interval or None
