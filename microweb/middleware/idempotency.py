@@ -91,9 +91,8 @@ Failure modes:
 - **The store fails** (`StoreError`: SQLite locked past its timeout, Redis
   down) before the handler runs: a warning on the ``microweb`` logger,
   then 503 (fail closed, the default: the handler never runs unprotected)
-  with the ``Retry-After`` RateLimit sends for a failed store
-  (`STORE_RETRY_AFTER`: one store, one outage, one hint), or, with
-  ``fail_open=True``, the request runs without idempotency.
+  with ``Retry-After: STORE_RETRY_AFTER``, as every feature whose store
+  failed, or, with ``fail_open=True``, the request runs without idempotency.
 - **The store fails while recording** (after the handler ran): the
   response is sent anyway (answering 503 would invite the retry that runs
   it twice) and a warning is logged. The running marker stays until
@@ -104,13 +103,8 @@ Failure modes:
   worker after 30 s by default; the default 60 s covers that).
 - **A record expires** after `ttl` (§2.3): the key is new again.
 
-Its place in the stack: inside CORS, RateLimit, CrossOriginProtection and
-the sessions (a preflight, a rate-limited or cross-site-refused request
-never touches the store, and the session's ``Set-Cookie`` is added to a
-replay too), and inside GZip and ETag — innermost of all: it records the
-identity bytes the app produced, and GZip compresses a replay again for the
-``Accept-Encoding`` of each retry (outside GZip it would record gzip bytes and
-replay them to a client that never asked for gzip).
+Its place in the stack is innermost; `microweb.middleware` says why, with the
+order of every layer.
 """
 
 from __future__ import annotations
