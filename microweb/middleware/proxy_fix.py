@@ -56,7 +56,7 @@ from functools import lru_cache, partial
 from ..http import DEFAULT_PORTS, TOKEN_PATTERN
 from ..layer import Middleware
 from ..types import Environ, WSGIApp
-from .trusted_host import parse_host
+from .trusted_host import parse_host, port_number
 
 ORIG = "microweb.proxy_fix.orig"
 KEYS = (
@@ -218,12 +218,6 @@ def address(node: str | None) -> str | None:
 def scheme(value: str | None) -> str | None:
     value = (value or "").lower()
     return value if value in ("http", "https") else None
-
-
-def port_number(value: str | None) -> str | None:
-    if value is None or not (value.isascii() and value.isdigit()):
-        return None
-    return str(int(value)) if 0 < int(value) < 65536 else None
 
 
 def path_prefix(value: str | None) -> str | None:

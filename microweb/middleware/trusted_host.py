@@ -9,8 +9,9 @@ injection), poisoned shared caches, and DNS-rebinding pages that reach an
 app on localhost under the attacker's name. `TrustedHost` refuses such a
 request with 400 before the app runs.
 
-This module also owns what a *well-formed* host is (`parse_host`), which
-`ProxyFix` (``X-Forwarded-Host``) and `HTTPSRedirect` (``Location``) reuse:
+This module also owns what a *well-formed* host and port are (`parse_host`,
+`port_number`), which `ProxyFix` (``X-Forwarded-Host``, ``-Port``) and
+`HTTPSRedirect` (``Location``) reuse:
 
 - RFC 9110 §7.2 / RFC 3986 §3.2.2: ``Host = uri-host [ ":" port ]``, where
   the host is a name, an IPv4 address or an IPv6 address in brackets.
@@ -83,8 +84,15 @@ def parse_host(value: str) -> Host | None:
             return None
     if port is None:
         return name, None
-    number = int(port)
-    return (name, str(number)) if 0 < number < 65536 else None
+    port = port_number(port)
+    return None if port is None else (name, port)
+
+
+def port_number(value: str | None) -> str | None:
+    """A TCP port, 1-65535, in its canonical form (``"08080"`` -> ``"8080"``); or None."""
+    if value is None or not (value.isascii() and value.isdigit()):
+        return None
+    return str(int(value)) if 0 < int(value) < 65536 else None
 
 
 class TrustedHost(Middleware):

@@ -171,11 +171,9 @@ class RedisStore(BaseStore):
         """Translate redis-py's exceptions into the store's."""
         try:
             yield
-        except ResponseError as exc:
-            if any(reason in str(exc) for reason in _NOT_A_COUNTER):
+        except RedisError as exc:  # ConnectionError, TimeoutError, ResponseError, ...
+            if isinstance(exc, ResponseError) and any(r in str(exc) for r in _NOT_A_COUNTER):
                 raise ValueError(f"the stored value is not an integer counter: {exc}") from exc
-            raise StoreError(f"Redis store {self.address}: {operation}: {exc}") from exc
-        except RedisError as exc:  # ConnectionError, TimeoutError, ...
             raise StoreError(f"Redis store {self.address}: {operation}: {exc}") from exc
 
     # -- the Store interface -------------------------------------------------------
