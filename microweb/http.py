@@ -56,6 +56,11 @@ _ONE_TAG = re.compile(_TAG)
 _TAG_LIST = re.compile(r'[ \t,]*(?:(?:W/)?"[\x21\x23-\x7e\x80-\xff]*"[ \t]*(?:,[ \t,]*|\Z))*')
 
 
+def list_tokens(value: str | None) -> list[str]:
+    """RFC 9110 §5.6.1: the elements of a list header, lower-cased; empty ones dropped."""
+    return [item.strip().lower() for item in (value or "").split(",") if item.strip()]
+
+
 def declares_body(environ: dict[str, Any]) -> bool:
     """Whether the request declares a body: a ``Content-Length`` other than 0, or chunked.
 

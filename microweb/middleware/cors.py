@@ -43,7 +43,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
-from ..http import DEFAULT_PORTS, TOKEN, FieldNames, add_vary, has_any, replace_headers
+from ..http import DEFAULT_PORTS, TOKEN, FieldNames, add_vary, has_any, list_tokens, replace_headers
 from ..layer import Middleware
 from ..response import TEXT, Reply
 from ..routing import RouteTable, automatic_options
@@ -213,8 +213,7 @@ class CORS(Middleware):
         allow_methods = self.method_grant(environ, method)
         if allow_methods is None:
             return self.refuse("method")
-        requested = environ.get("HTTP_ACCESS_CONTROL_REQUEST_HEADERS", "").split(",")
-        names = [name.strip().lower() for name in requested if name.strip()]
+        names = list_tokens(environ.get("HTTP_ACCESS_CONTROL_REQUEST_HEADERS"))
         if not all(self.allows_header(name) for name in names):
             return self.refuse("headers")
         grant = [("Access-Control-Allow-Origin", "*" if self.any_origin else origin)]

@@ -38,17 +38,13 @@ from dataclasses import dataclass
 from wsproto.utilities import generate_accept_token
 
 from ..errors import HTTPError
+from ..http import list_tokens
 from ..middleware.cors import normalize_origin
 from ..middleware.csrf import request_origin
 from ..types import Environ, Headers
 
 #: The only protocol version RFC 6455 defines (§4.1, §11.6).
 VERSION = "13"
-
-
-def tokens(value: str | None) -> list[str]:
-    """The comma-separated list of a header (RFC 9110 §5.6.1), lower-cased, empties dropped."""
-    return [item.strip().lower() for item in (value or "").split(",") if item.strip()]
 
 
 class OriginPolicy:
@@ -104,7 +100,7 @@ def accept(environ: Environ, origins: OriginPolicy, subprotocols: tuple[str, ...
     if (
         protocol != "HTTP/1.1"
         or environ["REQUEST_METHOD"] != "GET"
-        or "websocket" not in tokens(environ.get("HTTP_UPGRADE"))
+        or "websocket" not in list_tokens(environ.get("HTTP_UPGRADE"))
     ):
         advertised = [("Upgrade", "websocket")] if protocol.startswith("HTTP/1.") else []
         raise HTTPError(
@@ -112,7 +108,7 @@ def accept(environ: Environ, origins: OriginPolicy, subprotocols: tuple[str, ...
             advertised,
         )  # fmt: skip
     # 3.
-    if "upgrade" not in tokens(environ.get("HTTP_CONNECTION")):
+    if "upgrade" not in list_tokens(environ.get("HTTP_CONNECTION")):
         raise HTTPError(400, "A WebSocket handshake needs 'Connection: Upgrade'.")
     # 4.
     if environ.get("HTTP_SEC_WEBSOCKET_VERSION", "").strip() != VERSION:
