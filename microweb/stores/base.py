@@ -21,7 +21,9 @@ Data model, shared by every implementation so that they are interchangeable:
   stores it, so ``get`` on a counter gives ``b"42"``; ``incr`` on a value that
   is not such a number raises ``ValueError`` and leaves it unchanged;
 - ``ttl`` is a number of seconds (``int`` or ``float``, > 0); ``None`` means no
-  expiry. An expired key behaves exactly like an absent one.
+  expiry. An expired key behaves exactly like an absent one. ``incr``'s
+  ``ttl`` applies only when it creates the counter: incrementing a live
+  counter keeps its expiry (a fixed window, as a rate limit needs).
 
 Atomicity is the point of ``add`` and ``incr``: a read-then-write done by the
 caller (``if get(k) is None: set(k, v)``) lets two workers both see "absent"
@@ -88,7 +90,7 @@ def fail_open_flag(owner: str, value: object) -> bool:
 
 @runtime_checkable
 class Store(Protocol):
-    """What every store provides. See the module docstring for the data model."""
+    """What every store provides: the operations and data model of `microweb.stores.base`."""
 
     def get(self, key: str) -> bytes | None: ...
 

@@ -72,7 +72,6 @@ class MemoryStore(BaseStore):
             self._wrote(self.clock())
 
     def add(self, key: str, value: Value, ttl: float | None = None) -> bool:
-        """Store `value` only if `key` is absent or expired; True if this call stored it."""
         self._check_key(key)
         data, expires = self._to_bytes(value), self._expires_at(ttl)
         with self._lock:
@@ -84,11 +83,6 @@ class MemoryStore(BaseStore):
             return True
 
     def incr(self, key: str, ttl: float | None = None) -> int:
-        """Add 1 to the counter at `key` and return it; an absent or expired key starts at 1.
-
-        `ttl` applies only when this call creates the counter; incrementing a
-        live counter keeps its expiry (a fixed window for rate limits).
-        """
         self._check_key(key)
         expires = self._expires_at(ttl)
         with self._lock:

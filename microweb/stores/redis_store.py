@@ -190,21 +190,12 @@ class RedisStore(BaseStore):
             self.client.set(name, data, px=px)
 
     def add(self, key: str, value: Value, ttl: float | None = None) -> bool:
-        """Store `value` only if `key` is absent or expired; True if this call stored it.
-
-        ``SET key value NX PX ttl``: of many racing clients exactly one gets ``OK``.
-        """
         name, data, px = self._key(key), self._to_bytes(value), self._px(ttl)
         with self._errors("SET NX"):
             stored: Any = self.client.set(name, data, nx=True, px=px)
         return stored is True
 
     def incr(self, key: str, ttl: float | None = None) -> int:
-        """Add 1 to the counter at `key` and return it; an absent or expired key starts at 1.
-
-        `ttl` applies only when this call creates the counter; incrementing a
-        live counter keeps its expiry (the Lua script of the module docstring).
-        """
         name, px = self._key(key), self._px(ttl)
         with self._errors("INCR"):
             if px is None:

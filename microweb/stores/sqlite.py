@@ -277,23 +277,12 @@ class SQLiteStore(BaseStore):
         self._run(_SET, params, True)
 
     def add(self, key: str, value: Value, ttl: float | None = None) -> bool:
-        """Store `value` only if `key` is absent or expired; True if this call stored it.
-
-        One upsert statement: the check and the write share one write lock, so
-        of many racing processes exactly one gets True.
-        """
         self._check_key(key)
         data, expires = self._to_bytes(value), self._expires_at(ttl)
         params = {"key": key, "value": data, "expires": expires, "now": self.clock()}
         return self._run(_ADD, params, True)[1] == 1
 
     def incr(self, key: str, ttl: float | None = None) -> int:
-        """Add 1 to the counter at `key` and return it; an absent or expired key starts at 1.
-
-        `ttl` applies only when this call creates (or restarts) the counter;
-        incrementing a live counter keeps its expiry, which is what a
-        fixed-window rate limit needs. Atomic: see the module docstring.
-        """
         self._check_key(key)
         params = {"key": key, "expires": self._expires_at(ttl), "now": self.clock()}
         if self.use_returning:
