@@ -50,8 +50,9 @@ class MemoryStore(BaseStore):
             return None
         return value
 
-    def _wrote(self, now: float) -> None:
-        """Count a write; every `sweep_every` writes, drop all expired entries (lock held)."""
+    def _put(self, key: str, value: bytes, expires: float | None, now: float) -> None:
+        """Write an entry; every `sweep_every` writes, drop all expired entries (lock held)."""
+        self._data[key] = (value, expires)
         self._writes += 1
         if self._writes >= self._sweep_every:
             self._writes = 0
@@ -68,8 +69,7 @@ class MemoryStore(BaseStore):
         self._check_key(key)
         data, expires = self._to_bytes(value), self._expires_at(ttl)
         with self._lock:
-            self._data[key] = (data, expires)
-            self._wrote(self.clock())
+            self._put(key, data, expires, self.clock())
 
     def add(self, key: str, value: Value, ttl: float | None = None) -> bool:
         self._check_key(key)
@@ -78,8 +78,7 @@ class MemoryStore(BaseStore):
             now = self.clock()
             if self._live(key, now) is not None:
                 return False
-            self._data[key] = (data, expires)
-            self._wrote(now)
+            self._put(key, data, expires, now)
             return True
 
     def incr(self, key: str, ttl: float | None = None) -> int:
@@ -93,8 +92,7 @@ class MemoryStore(BaseStore):
             else:
                 count = parse_counter(current) + 1
                 expires = self._data[key][1]
-            self._data[key] = (str(count).encode("ascii"), expires)
-            self._wrote(now)
+            self._put(key, str(count).encode("ascii"), expires, now)
             return count
 
     def delete(self, key: str) -> None:
