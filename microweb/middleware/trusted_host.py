@@ -114,9 +114,9 @@ class TrustedHost(Middleware):
             for entry in entries:
                 self._add(entry)
         # PERF: the raw (Host, scheme) pairs already allowed: on the usual
-        # request `before` is one set lookup (0.15 µs a call, against 0.3 with
-        # parse_host and a cached `allows`). Only allowed pairs are kept, at
-        # most `PASSED_MAX`: made-up hosts cannot grow it.
+        # request `before` is one set lookup (a call measured 0.24 µs, against
+        # 0.47 through parse_host and `allows`, 0.86 for a wildcard). Only
+        # allowed pairs are kept, at most `PASSED_MAX`: made-up hosts cannot grow it.
         self.passed: set[tuple[str, str]] = set()
         self.not_allowed = ErrorPage(
             HTTPError(400, "The Host header names a host this server does not serve.")
