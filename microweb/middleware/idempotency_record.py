@@ -22,7 +22,6 @@ every response, replays included. ``Content-Length`` is recomputed.
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 from collections.abc import Iterable
 from typing import Any
@@ -67,7 +66,7 @@ def load(value: bytes) -> dict[str, Any]:
             and all(isinstance(n, str) and isinstance(v, str) for n, v in record["headers"])
         ):
             raise ValueError("wrong types")
-    except (ValueError, KeyError, TypeError, binascii.Error) as exc:
+    except (ValueError, KeyError, TypeError) as exc:  # binascii.Error is a ValueError
         raise StoreError(f"unreadable idempotency record: {exc}") from exc
     return dict(record)
 

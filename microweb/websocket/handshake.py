@@ -31,7 +31,6 @@ The answer carries ``Sec-WebSocket-Accept``, computed by wsproto
 from __future__ import annotations
 
 import base64
-import binascii
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -119,7 +118,7 @@ def accept(environ: Environ, origins: OriginPolicy, subprotocols: tuple[str, ...
     key = environ.get("HTTP_SEC_WEBSOCKET_KEY", "").strip()
     try:
         valid_key = len(base64.b64decode(key, validate=True)) == 16
-    except (binascii.Error, ValueError):
+    except ValueError:  # non-ASCII text, or bad base64 (binascii.Error is a ValueError)
         valid_key = False
     if not valid_key:
         raise HTTPError(400, "Sec-WebSocket-Key must be 16 bytes in base64.")
