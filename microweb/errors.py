@@ -119,6 +119,13 @@ class ErrorPage:
         return [] if environ["REQUEST_METHOD"] == "HEAD" else [reply.body]
 
 
+def send_error(
+    error: HTTPError, environ: Environ, start_response: StartResponse
+) -> Iterable[bytes]:
+    """Answer with `error`, rendered now for this request (`ErrorPage` renders a fixed one once)."""
+    return render(error, environ.get("HTTP_ACCEPT", ""))(environ, start_response)
+
+
 @lru_cache(maxsize=128)
 def prefers_html(accept: str) -> bool:
     """True when the client ranks text/html above JSON (cached per header value)."""

@@ -61,7 +61,7 @@ import io
 from collections.abc import Callable, Iterable
 
 from ..conditional import PRECONDITION_REQUIRED, etag_of_chunks, failed_detail
-from ..errors import HTTPError, render
+from ..errors import HTTPError, send_error
 from ..http import SAFE_METHODS, evaluate, parse_http_date, unsafe_methods
 from ..response import status_line
 from ..types import Environ, Headers, StartResponse, WSGIApp
@@ -127,7 +127,7 @@ class ETag:
             return self.app(environ, start_response)
         # RFC 6585 §3: the server insists on a conditional request.
         if method in self.required and "HTTP_IF_MATCH" not in environ:
-            return refuse(environ, start_response, 428, PRECONDITION_REQUIRED)
+            return send_error(HTTPError(428, PRECONDITION_REQUIRED), environ, start_response)
         if (
             "HTTP_IF_MATCH" in environ
             or "HTTP_IF_NONE_MATCH" in environ
@@ -136,7 +136,7 @@ class ETag:
             exists, etag, last_modified = self.current(environ)
             failure = evaluate(environ, etag, last_modified, exists)
             if failure is not None:  # 412: the handler never runs, nothing changes
-                return refuse(environ, start_response, 412, failed_detail(failure))
+                return send_error(HTTPError(412, failed_detail(failure)), environ, start_response)
         return self.app(environ, start_response)
 
     def serve_safe(
@@ -166,7 +166,7 @@ class ETag:
         if failure is not None:
             close_quietly(body)  # never sent, never iterated
             if failure.status == 412:
-                return refuse(environ, start_response, 412, failed_detail(failure))
+                return send_error(HTTPError(412, failed_detail(failure)), environ, start_response)
             dropped = _NOT_ON_304 if etag is None else _NOT_ON_304_WITH_ETAG
             kept = [(name, value) for name, value in headers if name.lower() not in dropped]
             start_response(status_line(304), kept)
@@ -208,10 +208,3 @@ def send(
         write(chunk)
     return body  # the app's own iterable: the server's close() reaches it
 
-
-def refuse(
-    environ: Environ, start_response: StartResponse, status: int, detail: str
-) -> Iterable[bytes]:
-    """A 412 or 428, as problem+json or HTML like every microweb error."""
-    reply = render(HTTPError(status, detail), environ.get("HTTP_ACCEPT", ""))
-    return reply(environ, start_response)

@@ -115,7 +115,7 @@ import logging
 import re
 from collections.abc import Callable, Iterable
 
-from ..errors import ErrorPage, HTTPError, render, store_unavailable
+from ..errors import ErrorPage, HTTPError, send_error, store_unavailable
 from ..http import unsafe_methods
 from ..request import buffer_body
 from ..stores import Store, StoreError, default_store
@@ -245,7 +245,7 @@ class Idempotency:
         try:
             body = buffer_body(environ, self.max_body)
         except HTTPError as refused:  # 413, or 400 for a body that cannot be read
-            return render(refused, environ.get("HTTP_ACCEPT", ""))(environ, start_response)
+            return send_error(refused, environ, start_response)
         mark = fingerprint(environ, body)
         # 4. Elect one winner, or answer from the entry.
         try:
