@@ -16,9 +16,10 @@ from wsgi_call import call
 
 from microweb import App, Request
 from microweb.middleware import Middleware, build_stack
+from microweb.middleware.csrf import request_origin
 from microweb.middleware.https_redirect import HTTPSRedirect
 from microweb.middleware.proxy_fix import ProxyFix
-from microweb.middleware.trusted_host import TrustedHost, parse_host
+from microweb.middleware.trusted_host import TrustedHost, parse_host, request_host
 from microweb.testing import Client
 from microweb.types import Environ, Headers, StartResponse
 
@@ -199,6 +200,45 @@ def test_bad_options_fail_at_construction(allowed: Any) -> None:
 )
 def test_parse_host(value: str, parsed: tuple[str, str | None] | None) -> None:
     assert parse_host(value) == parsed
+
+
+HOSTS = [
+    pytest.param({"HTTP_HOST": "Example.COM:8080"}, ("example.com", "8080"), id="rfc9110-7.2-host"),
+    pytest.param({}, ("server.example", "8000"), id="pep3333-no-host-server-name-port"),
+    pytest.param({"HTTP_HOST": ""}, ("server.example", "8000"), id="pep3333-empty-host-is-none"),
+    pytest.param({"HTTP_HOST": "a@evil.example"}, None, id="malformed-host"),
+    pytest.param({"SERVER_PORT": ""}, None, id="no-host-no-port"),
+]
+
+
+@pytest.mark.parametrize(("extra", "host"), HOSTS)
+def test_request_host(extra: Environ, host: tuple[str, str | None] | None) -> None:
+    environ = {"SERVER_NAME": "server.example", "SERVER_PORT": "8000", **extra}
+    assert request_host(environ) == host
+
+
+@pytest.mark.parametrize(("extra", "host"), HOSTS)
+def test_every_layer_reads_the_same_host(
+    extra: Environ, host: tuple[str, str | None] | None
+) -> None:
+    """TrustedHost, HTTPSRedirect and the CSRF/WebSocket origin all ask `request_host`."""
+    environ = {"SERVER_NAME": "server.example", "SERVER_PORT": "8000", **extra}
+    origin = None if host is None else f"http://{host[0]}:{host[1]}"
+    assert request_origin({"wsgi.url_scheme": "http", **environ}) == origin
+
+    def as_sent(layer: Any) -> Any:
+        def app(environ: Environ, start_response: StartResponse) -> Any:
+            environ.pop("HTTP_HOST")  # wsgi_call's environ always has one
+            environ.update(extra)
+            return layer(environ, start_response)
+
+        return app
+
+    ok = dict(APPS)["plain"]()
+    trusted = call(as_sent(TrustedHost(ok, ["*"])), **environ, SERVER_PROTOCOL="HTTP/1.0")
+    assert trusted.status_code == (400 if host is None else 200)
+    redirected = call(as_sent(HTTPSRedirect(ok)), **environ)
+    assert redirected.header("Location") == (None if host is None else f"https://{host[0]}/")
 
 
 # -- The 400 itself -----------------------------------------------------------------

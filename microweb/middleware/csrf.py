@@ -51,7 +51,7 @@ from ..http import DEFAULT_PORTS
 from ..layer import Middleware, exact_paths
 from ..types import Environ, WSGIApp
 from .cors import find_router, normalize_origin
-from .trusted_host import parse_host
+from .trusted_host import request_host
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -75,10 +75,7 @@ def csrf_exempt(handler: F) -> F:
 def request_origin(environ: Environ) -> str | None:
     """This request's own origin, ``scheme://host[:port]`` as browsers write it; None if bad."""
     scheme = environ["wsgi.url_scheme"]
-    value = environ.get("HTTP_HOST")
-    if value is None:  # HTTP/1.0: PEP 3333's URL reconstruction
-        value = f"{environ.get('SERVER_NAME', '')}:{environ.get('SERVER_PORT', '')}"
-    host = parse_host(value)
+    host = request_host(environ)
     if host is None:
         return None
     name, port = host

@@ -10,19 +10,20 @@ server itself only ever sees http). The answer is
 - RFC 9110 §15.4.9: 308, not 301: a client must repeat the request with
   the same method and body, so a POST stays a POST (301 and 302 let
   clients turn it into a GET and drop the body). 308 is also cacheable.
-- The host is ``Host`` (RFC 9110 §7.2; ``SERVER_NAME`` without one) with
-  its port dropped: the default http port (80) has no place in an https
-  URL (RFC 3986 §6.2.3), and a non-default one (say :8080) names an http
-  listener, so https on that port would not answer either. The target is
-  therefore always the default https port; an app served over https on
-  another port should be redirected by its proxy instead.
+- The host is the request's (`request_host`: ``Host``, RFC 9110 §7.2, or
+  ``SERVER_NAME`` without one) with its port dropped: the default http
+  port (80) has no place in an https URL (RFC 3986 §6.2.3), and a
+  non-default one (say :8080) names an http listener, so https on that
+  port would not answer either. The target is therefore always the
+  default https port; an app served over https on another port should be
+  redirected by its proxy instead.
 - The path and query are re-encoded (RFC 3986 §3.3, §3.4): WSGI hands the
   path over decoded, so ``%2F``, ``%25`` and spaces are quoted again, and
   the query string is kept as sent, with only characters that may not
   appear in a URL escaped.
 
 SECURITY: the ``Location`` is always an absolute ``https://`` URL whose
-authority is the request's own well-formed host (`parse_host`: no
+authority is the request's own well-formed host (`request_host`: no
 ``@``, ``/``, ``\\`` or spaces that could move the authority elsewhere).
 A path such as ``//evil.example`` then stays a path
 (``https://host//evil.example``) instead of becoming the protocol-relative
@@ -43,7 +44,7 @@ from ..errors import HTTPError, render
 from ..layer import Middleware, exact_paths
 from ..response import TEXT, Reply
 from ..types import Environ, WSGIApp
-from .trusted_host import parse_host
+from .trusted_host import request_host
 
 # RFC 3986 §3.3: pchar = unreserved / pct-encoded / sub-delims / ":" / "@".
 # "%" is not safe in the path (it arrives decoded, so a "%" is a literal
@@ -62,7 +63,7 @@ class HTTPSRedirect(Middleware):
     def before(self, environ: Environ) -> WSGIApp | None:
         if environ["wsgi.url_scheme"] == "https" or environ.get("PATH_INFO", "") in self.exempt:
             return None
-        host = parse_host(environ.get("HTTP_HOST") or environ.get("SERVER_NAME", ""))
+        host = request_host(environ)
         if host is None:
             detail = "The Host header is not a host; there is no https URL to redirect to."
             return render(HTTPError(400, detail), environ.get("HTTP_ACCEPT", ""))

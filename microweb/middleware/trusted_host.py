@@ -10,8 +10,9 @@ app on localhost under the attacker's name. `TrustedHost` refuses such a
 request with 400 before the app runs.
 
 This module also owns what a *well-formed* host and port are (`parse_host`,
-`port_number`), which `ProxyFix` (``X-Forwarded-Host``, ``-Port``) and
-`HTTPSRedirect` (``Location``) reuse:
+`port_number`), which `ProxyFix` (``X-Forwarded-Host``, ``-Port``) reuses,
+and which host a request is for (`request_host`), which `HTTPSRedirect`
+(``Location``) and the same-origin checks of CSRF and WebSockets reuse:
 
 - RFC 9110 §7.2 / RFC 3986 §3.2.2: ``Host = uri-host [ ":" port ]``, where
   the host is a name, an IPv4 address or an IPv6 address in brackets.
@@ -19,7 +20,8 @@ This module also owns what a *well-formed* host and port are (`parse_host`,
   dot, RFC 1034 §3.1) is the same name as ``example.com``.
 - RFC 3986 §6.2.3: no port means the scheme's default port (80 or 443).
 - RFC 9112 §3.2: an HTTP/1.1 request without ``Host`` is a 400. HTTP/1.0
-  has no ``Host``: then ``SERVER_NAME:SERVER_PORT`` is checked instead.
+  has no ``Host``: then ``SERVER_NAME:SERVER_PORT`` is checked instead
+  (PEP 3333's URL reconstruction, which treats an empty ``Host`` as none).
 
 The allow-list, built once in ``__init__``:
 
@@ -88,6 +90,17 @@ def parse_host(value: str) -> Host | None:
     return None if port is None else (name, port)
 
 
+def request_host(environ: Environ) -> Host | None:
+    """The host this request is for (RFC 9110 §7.2), parsed; None if malformed.
+
+    ``Host``, or without one PEP 3333's URL reconstruction: ``SERVER_NAME:SERVER_PORT``.
+    """
+    value = environ.get("HTTP_HOST")
+    if not value:
+        value = f"{environ.get('SERVER_NAME', '')}:{environ.get('SERVER_PORT', '')}"
+    return parse_host(value)
+
+
 def port_number(value: str | None) -> str | None:
     """A TCP port, 1-65535, in its canonical form (``"08080"`` -> ``"8080"``); or None."""
     if value is None or not (value.isascii() and value.isdigit()):
@@ -143,18 +156,14 @@ class TrustedHost(Middleware):
         scheme = environ["wsgi.url_scheme"]
         if (value, scheme) in self.passed:
             return None
-        if value is None:
-            # RFC 9112 §3.2: a server MUST answer 400 to an HTTP/1.1 request
-            # without Host. HTTP/1.0 predates Host: check the server's name.
-            if environ.get("SERVER_PROTOCOL") != "HTTP/1.0":
-                return self.missing
-            value = f"{environ.get('SERVER_NAME', '')}:{environ.get('SERVER_PORT', '')}"
-        host = parse_host(value)
-        if host is None:
+        # RFC 9112 §3.2: a server MUST answer 400 to an HTTP/1.1 request
+        # without Host. HTTP/1.0 predates Host: check the server's name.
+        if not value and environ.get("SERVER_PROTOCOL") != "HTTP/1.0":
+            return self.missing
+        host = request_host(environ)
+        if host is None or not (self.allow_all or self.allows(host, scheme)):
             return self.not_allowed
-        if not (self.allow_all or self.allows(host, scheme)):
-            return self.not_allowed
-        if "HTTP_HOST" in environ and len(self.passed) < PASSED_MAX:
+        if value and len(self.passed) < PASSED_MAX:
             self.passed.add((value, scheme))
         return None
 
@@ -175,4 +184,4 @@ class TrustedHost(Middleware):
         return False
 
 
-__all__ = ["TrustedHost", "parse_host"]
+__all__ = ["TrustedHost", "parse_host", "request_host"]
