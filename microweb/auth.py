@@ -74,6 +74,7 @@ import jwt
 from jwt.algorithms import HMACAlgorithm
 
 from .errors import HTTPError
+from .http import bearer_credentials
 from .stores import Store, StoreError
 from .stores.base import fail_open_flag
 
@@ -304,14 +305,12 @@ class JWTAuth:
 
     def authenticate(self, environ: Mapping[str, Any]) -> dict[str, Any]:
         """The verified claims of the request's bearer token, or an `HTTPError` raised."""
-        value = str(environ.get("HTTP_AUTHORIZATION", "")).strip(" \t")
-        scheme, _, credentials = value.partition(" ")
-        if scheme.lower() != "bearer":  # RFC 6750 §3.1: no credentials, no error code
+        token = bearer_credentials(environ.get("HTTP_AUTHORIZATION"))
+        if token is None:  # RFC 6750 §3.1: no credentials, no error code
             raise self._challenge(401)
         # SECURITY: the size cap comes before any parsing (a 100 KB header is cheap to send).
-        if len(credentials) > MAX_TOKEN_LENGTH:
+        if len(token) > MAX_TOKEN_LENGTH:
             raise self._challenge(401, "invalid_token", "The token is too long.")
-        token = credentials.strip(" ")
         if not token or _SEPARATOR.search(token):  # RFC 6750 §3.1: no token, or several
             raise self._challenge(400, "invalid_request", "Send one token: Bearer <token>.")
         try:

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from microweb.http import declares_body, replace_headers, unsafe_methods
+from microweb.http import bearer_credentials, declares_body, replace_headers, unsafe_methods
 
 DECLARED = [
     pytest.param({}, False, id="neither-field"),
@@ -66,3 +66,28 @@ def test_unsafe_methods_refuses_what_cannot_change_anything(methods: Any, says: 
 def test_unsafe_methods_are_upper_cased() -> None:
     assert unsafe_methods("methods", ["post", "Patch", "POST"]) == frozenset({"POST", "PATCH"})
     assert unsafe_methods("methods", ()) == frozenset()
+
+
+BEARER = [
+    pytest.param("Bearer abc", "abc", id="bearer"),
+    pytest.param("bearer abc", "abc", id="rfc9110-11.1-scheme-lowercase"),
+    pytest.param("BeArEr abc", "abc", id="rfc9110-11.1-scheme-mixed-case"),
+    pytest.param(" Bearer abc", "abc", id="rfc9110-5.5-leading-space-trimmed"),
+    pytest.param("Bearer abc \t", "abc", id="rfc9110-5.5-trailing-space-trimmed"),
+    pytest.param("Bearer   abc", "abc", id="rfc9110-11.4-several-spaces"),
+    pytest.param("Bearer a b", "a b", id="two-tokens-left-to-the-caller"),
+    pytest.param("Bearer", "", id="rfc6750-3.1-no-token"),
+    pytest.param("Bearer   ", "", id="rfc6750-3.1-blank-token"),
+    pytest.param("Bearerx abc", None, id="another-scheme-name"),
+    pytest.param("Bearer\tabc", None, id="rfc9110-11.4-tab-is-no-separator"),
+    pytest.param("Basic dTpw", None, id="basic"),
+    pytest.param("", None, id="empty"),
+    pytest.param(None, None, id="absent"),
+]
+
+
+@pytest.mark.parametrize(("authorization", "credentials"), BEARER)
+def test_bearer_credentials(authorization: str | None, credentials: str | None) -> None:
+    """RFC 6750 §2.1 in RFC 9110 §11.4's grammar: the auth-scheme is a case-insensitive
+    token followed by 1*SP; the field value is trimmed of whitespace (§5.5)."""
+    assert bearer_credentials(authorization) == credentials

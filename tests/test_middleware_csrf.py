@@ -191,6 +191,10 @@ ROWS = [
     pytest.param(
         "POST", {"Origin": EVIL, "Authorization": "Bearer "}, REFUSE, id="bearer-without-token"
     ),
+    # RFC 9110 §5.5: the field value is read without its surrounding whitespace, as JWTAuth does.
+    pytest.param(
+        "POST", {"Origin": EVIL, "Authorization": " Bearer abc"}, PASS, id="bearer-leading-space"
+    ),
     # Basic credentials are cached and re-sent by the browser, like cookies.
     pytest.param(
         "POST", {"Origin": EVIL, "Authorization": "Basic dTpw"}, REFUSE, id="basic-auth-is-ambient"

@@ -47,7 +47,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from ..errors import HTTPError, render
-from ..http import DEFAULT_PORTS
+from ..http import DEFAULT_PORTS, bearer_credentials
 from ..layer import Middleware, exact_paths
 from ..types import Environ, WSGIApp
 from .cors import find_router, normalize_origin
@@ -126,9 +126,7 @@ class CrossOriginProtection(Middleware):
 
     def verify(self, environ: Environ) -> bool:
         """Steps 1-2 of the module docs, plus trusted origins and bearer tokens."""
-        # RFC 6750 §2.1 (the scheme is case-insensitive, RFC 9110 §11.1).
-        authorization = environ.get("HTTP_AUTHORIZATION", "")
-        if authorization[:7].lower() == "bearer " and authorization[7:].strip():
+        if bearer_credentials(environ.get("HTTP_AUTHORIZATION")):  # RFC 6750 §2.1
             return True
         site = environ.get("HTTP_SEC_FETCH_SITE")
         origin = environ.get("HTTP_ORIGIN")
