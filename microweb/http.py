@@ -1,6 +1,7 @@
 """The HTTP grammar every layer shares (RFC 9110): tokens, ports, dates, entity-tags,
 header lists, ``Vary``, whether a request has a body (RFC 9112 §6.3), bearer
-credentials (RFC 6750 §2.1), and the one evaluation of a request's preconditions.
+credentials (RFC 6750 §2.1), the one evaluation of a request's preconditions,
+and the header fields of its 304 (RFC 9110 §15.4.5).
 
 A leaf module: it imports nothing from microweb, so every layer can use it.
 
@@ -192,6 +193,20 @@ def evaluate(
 
 
 Headers = list[tuple[str, str]]  # RFC 9110 §5: field names are case-insensitive
+
+# RFC 9110 §15.4.5: a 304 carries the fields a 200 would have had, except
+# representation metadata (§8) other than ETag and Content-Location; and
+# Last-Modified only when there is no ETag (it then guides cache updates).
+_NOT_ON_304 = frozenset(
+    {"content-type", "content-length", "content-encoding", "content-language", "content-range"}
+)
+_NOT_ON_304_WITH_ETAG = _NOT_ON_304 | {"last-modified"}
+
+
+def not_modified_headers(headers: Headers) -> Headers:
+    """The fields of a 304, from those the 200 would have had (§15.4.5, above)."""
+    dropped = _NOT_ON_304_WITH_ETAG if has_header(headers, "etag") else _NOT_ON_304
+    return [(name, value) for name, value in headers if name.lower() not in dropped]
 
 
 # PERF (both scans): a plain loop (`any()` over a generator measured twice as

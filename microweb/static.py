@@ -43,7 +43,7 @@ from collections.abc import Iterable, Iterator
 from io import BufferedReader
 from typing import NamedTuple
 
-from .http import evaluate, http_date, parse_http_date
+from .http import evaluate, http_date, not_modified_headers, parse_http_date
 from .ranges import MAX_RANGES, parse_range
 from .response import PHRASES, TEXT, Reply, status_line
 from .types import Environ, Headers, StartResponse
@@ -197,8 +197,7 @@ class StaticFiles:
         failure = evaluate(environ, etag, mtime)
         if failure is not None:
             file.close()
-            # RFC 9110 §15.4.5: a 304 carries the validators and Cache-Control of the 200.
-            kept = headers if failure.status == 304 else []
+            kept = not_modified_headers(headers) if failure.status == 304 else []
             return _send(environ, start_response, failure.status, kept)
         # 5. Range: defined for GET only (RFC 9110 §14.2); HEAD gets the 200's headers.
         content_type = guess_type(path)

@@ -6,7 +6,13 @@ from typing import Any
 
 import pytest
 
-from microweb.http import bearer_credentials, declares_body, replace_headers, unsafe_methods
+from microweb.http import (
+    bearer_credentials,
+    declares_body,
+    not_modified_headers,
+    replace_headers,
+    unsafe_methods,
+)
 
 DECLARED = [
     pytest.param({}, False, id="neither-field"),
@@ -91,3 +97,28 @@ def test_bearer_credentials(authorization: str | None, credentials: str | None) 
     """RFC 6750 §2.1 in RFC 9110 §11.4's grammar: the auth-scheme is a case-insensitive
     token followed by 1*SP; the field value is trimmed of whitespace (§5.5)."""
     assert bearer_credentials(authorization) == credentials
+
+
+KEPT_ON_304 = [("Cache-Control", "no-cache"), ("Content-Location", "/a"), ("Date", "d"),
+               ("Expires", "e"), ("Vary", "Accept"), ("Set-Cookie", "a=1")]
+DROPPED_ON_304 = [("Content-Type", "text/plain"), ("Content-Length", "2"),
+                  ("Content-Encoding", "gzip"), ("Content-Language", "en"),
+                  ("Content-Range", "bytes 0-1/2")]
+NOT_MODIFIED = [
+    pytest.param([("ETag", '"a"'), ("Last-Modified", "d")], [("ETag", '"a"')],
+                 id="with-etag-last-modified-dropped"),
+    pytest.param([("etag", '"a"'), ("last-modified", "d")], [("etag", '"a"')],
+                 id="any-case"),
+    pytest.param([("Last-Modified", "d")], [("Last-Modified", "d")],
+                 id="without-etag-last-modified-kept"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("validators", "kept"), NOT_MODIFIED)
+def test_rfc9110_15_4_5_not_modified_headers(
+    validators: list[tuple[str, str]], kept: list[tuple[str, str]]
+) -> None:
+    """A 304 carries Cache-Control, Content-Location, Date, ETag, Expires and Vary as the
+    200 would, no other representation metadata, and Last-Modified only without an ETag."""
+    headers = [*DROPPED_ON_304, *validators, *KEPT_ON_304]
+    assert not_modified_headers(headers) == [*kept, *KEPT_ON_304]

@@ -62,18 +62,10 @@ from collections.abc import Callable, Iterable
 
 from ..conditional import PRECONDITION_REQUIRED, etag_of_chunks, failed_detail
 from ..errors import HTTPError, send_error
-from ..http import SAFE_METHODS, evaluate, parse_http_date, unsafe_methods
+from ..http import SAFE_METHODS, evaluate, not_modified_headers, parse_http_date, unsafe_methods
 from ..response import status_line
 from ..types import Environ, Headers, StartResponse, WSGIApp
 from ..wsgi import Captured, close_quietly
-
-# RFC 9110 §15.4.5: a 304 carries the fields a 200 would have had, except
-# representation metadata (§8) other than ETag and Content-Location; and
-# Last-Modified only when there is no ETag (it then guides cache updates).
-_NOT_ON_304 = frozenset(
-    {"content-type", "content-length", "content-encoding", "content-language", "content-range"}
-)
-_NOT_ON_304_WITH_ETAG = _NOT_ON_304 | {"last-modified"}
 
 # What a probe must not carry: a body, or the conditions being decided
 # (a conditional-aware app would answer the probe 304 or 206).
@@ -167,9 +159,7 @@ class ETag:
             close_quietly(body)  # never sent, never iterated
             if failure.status == 412:
                 return send_error(HTTPError(412, failed_detail(failure)), environ, start_response)
-            dropped = _NOT_ON_304 if etag is None else _NOT_ON_304_WITH_ETAG
-            kept = [(name, value) for name, value in headers if name.lower() not in dropped]
-            start_response(status_line(304), kept)
+            start_response(status_line(304), not_modified_headers(headers))
             return []
         # 4. Send it. RFC 9110 §9.3.2: a HEAD gets the GET's header fields, no body.
         if head:
