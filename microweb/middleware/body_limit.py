@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ..errors import ErrorPage, HTTPError, render
+from ..errors import ErrorPage, HTTPError, send_error
 from ..http import declares_body
 from ..request import buffer_body
 from ..types import Environ, StartResponse, WSGIApp
@@ -65,7 +65,7 @@ class BodyLimit:
         try:
             buffer_body(environ, self.max_bytes)
         except HTTPError as error:  # 413 over the cap, 400 for a body the server could not read
-            return render(error, environ.get("HTTP_ACCEPT", ""))(environ, start_response)
+            return send_error(error, environ, start_response)
         return self.app(environ, start_response)
 
 

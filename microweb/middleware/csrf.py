@@ -46,7 +46,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-from ..errors import HTTPError, render
+from ..errors import ErrorPage, HTTPError
 from ..http import DEFAULT_PORTS, bearer_credentials
 from ..layer import Middleware, exact_paths
 from ..types import Environ, WSGIApp
@@ -114,7 +114,9 @@ class CrossOriginProtection(Middleware):
         self.trusted = frozenset(normalize_origin(origin) for origin in trusted_origins)
         self.exempt_paths = exact_paths("CrossOriginProtection(exempt_paths=...)", exempt_paths)
         self.router = find_router(app)
-        self.error = HTTPError(403, "Cross-origin request refused: it did not come from this site.")
+        self.refused = ErrorPage(
+            HTTPError(403, "Cross-origin request refused: it did not come from this site.")
+        )
 
     def before(self, environ: Environ) -> WSGIApp | None:
         if environ["REQUEST_METHOD"] in SAFE_METHODS or self.verify(environ):
@@ -122,7 +124,7 @@ class CrossOriginProtection(Middleware):
         # PERF: exemptions are looked up only for a refusal, the rare case.
         if self.exempt(environ):
             return None
-        return render(self.error, environ.get("HTTP_ACCEPT", ""))
+        return self.refused
 
     def verify(self, environ: Environ) -> bool:
         """Steps 1-2 of the module docs, plus trusted origins and bearer tokens."""

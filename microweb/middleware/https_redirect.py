@@ -40,7 +40,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from urllib.parse import quote
 
-from ..errors import HTTPError, render
+from ..errors import ErrorPage, HTTPError
 from ..layer import Middleware, exact_paths
 from ..response import TEXT, Reply
 from ..types import Environ, WSGIApp
@@ -59,14 +59,15 @@ class HTTPSRedirect(Middleware):
     def __init__(self, app: WSGIApp, exempt: Iterable[str] = ("/healthz",)) -> None:
         super().__init__(app)
         self.exempt = exact_paths("HTTPSRedirect(exempt=...)", exempt)
+        detail = "The Host header is not a host; there is no https URL to redirect to."
+        self.bad_host = ErrorPage(HTTPError(400, detail))
 
     def before(self, environ: Environ) -> WSGIApp | None:
         if environ["wsgi.url_scheme"] == "https" or environ.get("PATH_INFO", "") in self.exempt:
             return None
         host = request_host(environ)
         if host is None:
-            detail = "The Host header is not a host; there is no https URL to redirect to."
-            return render(HTTPError(400, detail), environ.get("HTTP_ACCEPT", ""))
+            return self.bad_host
         return Reply(308, [("Location", https_url(host[0], environ))], b"Use https.\n", TEXT)
 
 
