@@ -137,6 +137,7 @@ def key_environ(key: str = KEY, **extra: Any) -> dict[str, Any]:
         pytest.param({"ttl": 0}, id="ttl-zero"),
         pytest.param({"lock_ttl": -1}, id="lock-ttl-negative"),
         pytest.param({"max_body": -1}, id="max-body-negative"),
+        pytest.param({"fail_open": "yes"}, id="fail-open-not-bool"),
     ],
 )  # fmt: skip
 def test_bad_options_fail_at_startup(options: dict[str, Any]) -> None:

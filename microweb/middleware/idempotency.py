@@ -119,6 +119,7 @@ from ..errors import ErrorPage, HTTPError, send_error, store_unavailable
 from ..http import unsafe_methods
 from ..request import buffer_body
 from ..stores import Store, StoreError, default_store
+from ..stores.base import fail_open_flag
 from ..types import Environ, StartResponse, WSGIApp
 from ..wsgi import Captured, close_quietly
 from .idempotency_record import RUNNING, dump, load, replay
@@ -221,7 +222,8 @@ class Idempotency:
         self.app = app
         self.store: Store = store if store is not None else default_store()
         self.ttl, self.lock_ttl, self.max_body = ttl, lock_ttl, max_body
-        self.required, self.fail_open = required, fail_open
+        self.required = required
+        self.fail_open = fail_open_flag("Idempotency", fail_open)
         self.user: UserFunc = user if user is not None else default_user
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
