@@ -37,8 +37,8 @@ from typing import Any
 
 import webob
 
-from .errors import HTML, PROBLEM_JSON, HTTPError, prefers_html
-from .response import Reply, json_bytes
+from .errors import HTML, PROBLEM_JSON, HTTPError, prefers_html, problem_body
+from .response import Reply
 
 CONTEXT = 3  # source lines shown before and after the line that ran
 MAX_FRAMES = 50  # the innermost ones: a RecursionError has a thousand
@@ -56,14 +56,11 @@ def render(req: webob.Request, error: HTTPError, exc: BaseException) -> Reply:
     if prefers_html(req.environ.get("HTTP_ACCEPT", "")):
         return Reply(error.status, error.headers, html_page(req, error, chain), HTML)
     *earlier, last = chain
-    problem: dict[str, Any] = {"type": "about:blank", "title": error.title, "status": error.status}
-    if error.detail is not None:
-        problem["detail"] = error.detail
-    problem.update(exception_member(last))
+    members = exception_member(last)
     if earlier:
-        problem["chain"] = [exception_member(e) for e in earlier]
-    problem["request"] = {"method": req.method, "path": req.path_info, "query": req.query_string}
-    return Reply(error.status, error.headers, json_bytes(problem), PROBLEM_JSON)
+        members["chain"] = [exception_member(e) for e in earlier]
+    members["request"] = {"method": req.method, "path": req.path_info, "query": req.query_string}
+    return Reply(error.status, error.headers, problem_body(error, members), PROBLEM_JSON)
 
 
 def exception_chain(exc: BaseException) -> list[TracebackException]:

@@ -139,7 +139,7 @@ def render(error: HTTPError, accept: str) -> Reply:
         body = _html_body(error.status, error.title, error.detail)
         content_type = HTML
     else:
-        body = _problem_body(error.status, error.title, error.detail)
+        body = problem_body(error)
         content_type = PROBLEM_JSON
     return Reply(error.status, error.headers, body, content_type)
 
@@ -150,11 +150,14 @@ def _cached_problem(status: int, title: str) -> bytes:
     return json_bytes({"type": "about:blank", "title": title, "status": status})
 
 
-def _problem_body(status: int, title: str, detail: str | None) -> bytes:
-    if detail is None:
-        return _cached_problem(status, title)
-    problem = {"type": "about:blank", "title": title, "status": status, "detail": detail}
-    return json_bytes(problem)
+def problem_body(error: HTTPError, extensions: dict[str, Any] | None = None) -> bytes:
+    """RFC 9457 §3.1: `error` as problem+json; `extensions` are §3.2 members (the debug page's)."""
+    if error.detail is None and not extensions:
+        return _cached_problem(error.status, error.title)
+    problem: dict[str, Any] = {"type": "about:blank", "title": error.title, "status": error.status}
+    if error.detail is not None:
+        problem["detail"] = error.detail
+    return json_bytes({**problem, **(extensions or {})})
 
 
 def _html_body(status: int, title: str, detail: str | None) -> bytes:

@@ -12,7 +12,7 @@ import pytest
 from store_outages import locked_sqlite, refused_redis
 
 from microweb import App, HTTPError, Request, Response
-from microweb.errors import STORE_UNAVAILABLE
+from microweb.errors import STORE_UNAVAILABLE, problem_body
 from microweb.stores import StoreError
 from microweb.stores.base import STORE_RETRY_AFTER
 from microweb.testing import Client
@@ -107,6 +107,25 @@ def test_problem_json_when_the_client_accepts_json(
     if detail is not None:
         expected["detail"] = detail
     assert json.loads(res.body) == expected
+
+
+@pytest.mark.parametrize(
+    ("error", "extensions", "members"),
+    [
+        pytest.param(HTTPError(404), None, ["type", "title", "status"], id="no-detail"),
+        pytest.param(HTTPError(400, "x"), None, ["type", "title", "status", "detail"],
+                     id="detail"),
+        pytest.param(HTTPError(500), {"exception": "E"}, ["type", "title", "status", "exception"],
+                     id="extension-after-the-standard-members"),
+    ],
+)  # fmt: skip
+def test_rfc9457_3_one_problem_builder(
+    error: HTTPError, extensions: dict[str, Any] | None, members: list[str]
+) -> None:
+    """RFC 9457 §3.1 members, then §3.2 extensions (the debug page's): one builder for both."""
+    problem = json.loads(problem_body(error, extensions))
+    assert list(problem) == members
+    assert (problem["type"], problem["status"]) == ("about:blank", error.status)
 
 
 @pytest.mark.parametrize("accept", HTML_ACCEPTS)
