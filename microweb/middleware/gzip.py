@@ -32,7 +32,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
-from ..http import add_vary, replace_headers
+from ..http import add_vary, parse_etag, replace_headers
 from ..types import Environ, Headers, StartResponse, WSGIApp
 from ..wsgi import close_quietly
 
@@ -193,12 +193,6 @@ class GZip:
         return environ if copy is None else copy
 
 
-def opaque_tag(etag: str) -> str:
-    """The text between the quotes of ``"x"`` or ``W/"x"`` ("" when malformed)."""
-    etag = etag.strip().removeprefix("W/")
-    return etag[1:-1] if len(etag) >= 2 and etag[0] == etag[-1] == '"' else ""
-
-
 class Exchange:
     """One request's compression state, from ``start_response`` to the body's end."""
 
@@ -246,7 +240,8 @@ class Exchange:
     def not_modified(self, headers: Headers, fields: dict[str, str]) -> None:
         """RFC 9110 §15.4.5: a 304 carries the ETag and Vary the 200 would have."""
         etag = fields.get("etag", "")
-        if self.held and opaque_tag(etag) in self.held:
+        tag = parse_etag(etag)
+        if tag is not None and tag[1] in self.held:
             # The client revalidated the encoded representation: name that one.
             replace_headers(headers, [("ETag", suffixed(etag, self.coding))])
             add_vary(headers, "Accept-Encoding")
