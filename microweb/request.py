@@ -86,12 +86,17 @@ def buffer_body(environ: Environ, limit: int) -> bytes:
 READ_SIZE = 65_536
 
 
+def too_large(limit: int) -> HTTPError:
+    """RFC 9110 §15.5.14: the 413 for a body over `limit` bytes (the app's and `BodyLimit`'s)."""
+    return HTTPError(413, f"The request body is larger than {limit} bytes.")
+
+
 def body_chunks(environ: Environ, limit: int) -> Iterator[bytes]:
     """The request body in chunks of at most 64 KiB, `limit` bytes at most, or a 4xx."""
     body: bytes | None = environ.get("microweb.body")
     if body is not None:  # already read whole (req.body came first)
         if len(body) > limit:
-            raise HTTPError(413, f"The request body is larger than {limit} bytes.")
+            raise too_large(limit)
         view = memoryview(body)
         yield from (bytes(view[i : i + READ_SIZE]) for i in range(0, len(body), READ_SIZE))
         return
@@ -104,7 +109,7 @@ def body_chunks(environ: Environ, limit: int) -> Iterator[bytes]:
             raise HTTPError(400, "Content-Length is not a number.")
         remaining = int(length_text)
         if remaining > limit:  # RFC 9110 §15.5.14: refused before reading
-            raise HTTPError(413, f"The request body is larger than {limit} bytes.")
+            raise too_large(limit)
         while remaining:
             chunk = _read(stream, min(READ_SIZE, remaining))
             if not chunk:
@@ -116,7 +121,7 @@ def body_chunks(environ: Environ, limit: int) -> Iterator[bytes]:
     while chunk := _read(stream, min(READ_SIZE, limit + 1 - total)):
         total += len(chunk)
         if total > limit:
-            raise HTTPError(413, f"The request body is larger than {limit} bytes.")
+            raise too_large(limit)
         yield chunk
 
 

@@ -35,7 +35,7 @@ from collections.abc import Iterable
 
 from ..errors import ErrorPage, HTTPError, send_error
 from ..http import declares_body
-from ..request import buffer_body
+from ..request import buffer_body, too_large
 from ..types import Environ, StartResponse, WSGIApp
 
 __all__ = ["BodyLimit"]
@@ -67,7 +67,3 @@ class BodyLimit:
         except HTTPError as error:  # 413 over the cap, 400 for a body the server could not read
             return send_error(error, environ, start_response)
         return self.app(environ, start_response)
-
-
-def too_large(max_bytes: int) -> HTTPError:
-    return HTTPError(413, f"The request body is larger than {max_bytes} bytes.")
