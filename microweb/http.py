@@ -1,7 +1,6 @@
 """The HTTP grammar every layer shares (RFC 9110): tokens, ports, dates, entity-tags,
-header lists, ``Vary``, whether a request has a body (RFC 9112 §6.3), bearer
-credentials (RFC 6750 §2.1), the one evaluation of a request's preconditions,
-and the header fields of its 304 (RFC 9110 §15.4.5).
+header lists, ``Vary``, bearer credentials, whether a request has a body (RFC 9112
+§6.3), and the one evaluation of a request's preconditions, with its 304's fields.
 
 A leaf module: it imports nothing from microweb, so every layer can use it.
 
@@ -81,10 +80,8 @@ def declares_body(environ: dict[str, Any]) -> bool:
 def bearer_credentials(authorization: str | None) -> str | None:
     """What follows ``Bearer`` in an ``Authorization`` value (``""``: no token); None if not Bearer.
 
-    RFC 9110 §11.4: ``credentials = auth-scheme [ 1*SP ( token68 / #auth-param ) ]``,
-    the scheme a case-insensitive token (``bearer x`` is Bearer, ``Bearerx`` and
-    ``Bearer<TAB>x`` are not); §5.5: a field value has no leading or trailing
-    whitespace, so `` Bearer x `` is read as ``Bearer x``. JWTAuth and CSRF ask this.
+    RFC 9110 §11.4: ``auth-scheme [ 1*SP ...]``, the scheme a case-insensitive token;
+    §5.5: a field value is read without surrounding whitespace (`` Bearer x`` is Bearer).
     """
     scheme, _, credentials = (authorization or "").strip(" \t").partition(" ")
     return credentials.strip(" ") if scheme.lower() == "bearer" else None

@@ -114,9 +114,8 @@ class CrossOriginProtection(Middleware):
         self.trusted = frozenset(normalize_origin(origin) for origin in trusted_origins)
         self.exempt_paths = exact_paths("CrossOriginProtection(exempt_paths=...)", exempt_paths)
         self.router = find_router(app)
-        self.refused = ErrorPage(
-            HTTPError(403, "Cross-origin request refused: it did not come from this site.")
-        )
+        refused = "Cross-origin request refused: it did not come from this site."
+        self.refused = ErrorPage(HTTPError(403, refused))
 
     def before(self, environ: Environ) -> WSGIApp | None:
         if environ["REQUEST_METHOD"] in SAFE_METHODS or self.verify(environ):

@@ -222,8 +222,7 @@ class Idempotency:
         self.app = app
         self.store: Store = store if store is not None else default_store()
         self.ttl, self.lock_ttl, self.max_body = ttl, lock_ttl, max_body
-        self.required = required
-        self.fail_open = fail_open_flag("Idempotency", fail_open)
+        self.required, self.fail_open = required, fail_open_flag("Idempotency", fail_open)
         self.user: UserFunc = user if user is not None else default_user
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:

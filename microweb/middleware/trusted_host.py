@@ -10,9 +10,8 @@ app on localhost under the attacker's name. `TrustedHost` refuses such a
 request with 400 before the app runs.
 
 This module also owns what a *well-formed* host and port are (`parse_host`,
-`port_number`), which `ProxyFix` (``X-Forwarded-Host``, ``-Port``) reuses,
-and which host a request is for (`request_host`), which `HTTPSRedirect`
-(``Location``) and the same-origin checks of CSRF and WebSockets reuse:
+`port_number`, reused by `ProxyFix`), and which host a request is for
+(`request_host`, reused by `HTTPSRedirect` and the CSRF and WebSocket origin checks):
 
 - RFC 9110 §7.2 / RFC 3986 §3.2.2: ``Host = uri-host [ ":" port ]``, where
   the host is a name, an IPv4 address or an IPv6 address in brackets.
@@ -91,10 +90,8 @@ def parse_host(value: str) -> Host | None:
 
 
 def request_host(environ: Environ) -> Host | None:
-    """The host this request is for (RFC 9110 §7.2), parsed; None if malformed.
-
-    ``Host``, or without one PEP 3333's URL reconstruction: ``SERVER_NAME:SERVER_PORT``.
-    """
+    """The request's ``Host`` (RFC 9110 §7.2), else PEP 3333's ``SERVER_NAME:SERVER_PORT``,
+    parsed; None if malformed."""
     value = environ.get("HTTP_HOST")
     if not value:
         value = f"{environ.get('SERVER_NAME', '')}:{environ.get('SERVER_PORT', '')}"
