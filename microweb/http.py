@@ -43,6 +43,9 @@ TOKEN = re.compile(TOKEN_PATTERN)
 #: RFC 3986 §6.2.3: the port a URL means when it names none (strings, as in the environ).
 DEFAULT_PORTS = {"http": "80", "https": "443"}
 
+#: RFC 3986 §3.3: what a path keeps literal in a URL ("%" not: WSGI paths arrive decoded).
+PATH_SAFE = "/:@!$&'()*+,;=~"
+
 #: RFC 9110 §9.2.1: the methods that change nothing; every other one is unsafe.
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 

@@ -27,12 +27,11 @@ from typing import Any, NamedTuple
 from urllib.parse import quote
 
 from .converters import Converter
+from .http import PATH_SAFE
 
 Handler = Callable[..., Any]
 
 _PARAM = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_]*)(?::([A-Za-z_][A-Za-z0-9_]*))?\}$")
-# Characters that stay literal when a path is written into a Location header.
-PATH_SAFE = "/:@!$&'()*+,;=~"
 # Flask's ``<name>``, ``<int:name>``, ``<any(a, b):name>``: refused with the ``{...}`` spelling.
 _FLASK_PARAM = re.compile(r"<(?:([A-Za-z_][A-Za-z0-9_]*)(?:\([^)]*\))?:)?([A-Za-z_][A-Za-z0-9_]*)>")
 

@@ -50,8 +50,9 @@ from urllib.parse import quote
 
 from .converters import Converter
 from .errors import HTTPError
+from .http import PATH_SAFE
 from .response import TEXT, Reply
-from .route_templates import PATH_SAFE, Param, Route
+from .route_templates import Param, Route
 from .types import Environ
 from .wsgi import Mount
 

@@ -41,16 +41,14 @@ from collections.abc import Iterable
 from urllib.parse import quote
 
 from ..errors import ErrorPage, HTTPError
+from ..http import PATH_SAFE
 from ..layer import Middleware, exact_paths
 from ..response import TEXT, Reply
 from ..types import Environ, WSGIApp
 from .trusted_host import request_host
 
-# RFC 3986 §3.3: pchar = unreserved / pct-encoded / sub-delims / ":" / "@".
-# "%" is not safe in the path (it arrives decoded, so a "%" is a literal
-# one); it is in the query (which arrives as sent, escapes included).
-_PATH_SAFE = "/!$&'()*+,;=:@~"
-_QUERY_SAFE = _PATH_SAFE + "?%"
+# RFC 3986 §3.4: the query arrives as sent, escapes included, so "%" stays.
+_QUERY_SAFE = PATH_SAFE + "?%"
 
 
 class HTTPSRedirect(Middleware):
@@ -75,7 +73,7 @@ def https_url(host: str, environ: Environ) -> str:
     """The request's URL with scheme https on `host` (default port)."""
     # PEP 3333: WSGI strings carry the request's bytes as latin-1.
     path = (environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")).encode("latin-1")
-    url = "https://" + host + ("" if path.startswith(b"/") else "/") + quote(path, _PATH_SAFE)
+    url = "https://" + host + ("" if path.startswith(b"/") else "/") + quote(path, PATH_SAFE)
     query = environ.get("QUERY_STRING", "")
     if query:
         url += "?" + quote(query.encode("latin-1"), safe=_QUERY_SAFE)
