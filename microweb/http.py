@@ -83,9 +83,7 @@ def declares_body(environ: dict[str, Any]) -> bool:
 def bearer_credentials(authorization: str | None) -> str | None:
     """What follows ``Bearer`` in an ``Authorization`` value (``""``: no token); None if not Bearer.
 
-    RFC 9110 §11.4: ``auth-scheme [ 1*SP ...]``, the scheme a case-insensitive token;
-    §5.5: a field value is read without surrounding whitespace (`` Bearer x`` is Bearer).
-    """
+    RFC 9110 §11.4: a case-insensitive scheme, then 1*SP; §5.5: the value is read trimmed."""
     scheme, _, credentials = (authorization or "").strip(" \t").partition(" ")
     return credentials.strip(" ") if scheme.lower() == "bearer" else None
 
@@ -194,9 +192,6 @@ def evaluate(
 
 Headers = list[tuple[str, str]]  # RFC 9110 §5: field names are case-insensitive
 
-# RFC 9110 §15.4.5: a 304 carries the fields a 200 would have had, except
-# representation metadata (§8) other than ETag and Content-Location; and
-# Last-Modified only when there is no ETag (it then guides cache updates).
 _NOT_ON_304 = frozenset(
     {"content-type", "content-length", "content-encoding", "content-language", "content-range"}
 )
@@ -204,7 +199,8 @@ _NOT_ON_304_WITH_ETAG = _NOT_ON_304 | {"last-modified"}
 
 
 def not_modified_headers(headers: Headers) -> Headers:
-    """The fields of a 304, from those the 200 would have had (§15.4.5, above)."""
+    """RFC 9110 §15.4.5: a 304 carries the fields of the 200, but no representation metadata
+    (§8) other than ETag and Content-Location; Last-Modified only when there is no ETag."""
     dropped = _NOT_ON_304_WITH_ETAG if has_header(headers, "etag") else _NOT_ON_304
     return [(name, value) for name, value in headers if name.lower() not in dropped]
 
