@@ -85,11 +85,16 @@ def request_origin(environ: Environ) -> str | None:
     return f"{scheme}://{name}:{port}"
 
 
-def _origin(value: str) -> str | None:
+def origin_allowed(environ: Environ, origin: str, listed: frozenset[str], own: bool) -> bool:
+    """Whether a page of `origin` may act here: a `listed` origin or, if `own`, this request's.
+
+    SECURITY: only a well-formed origin can match: ``null`` (a sandboxed frame) never does.
+    """
     try:
-        return normalize_origin(value)
+        normalized = normalize_origin(origin)
     except ValueError:
-        return None  # `null`, garbage, a path: matches nothing
+        return False  # `null`, garbage, a path: matches nothing
+    return normalized in listed or (own and normalized == request_origin(environ))
 
 
 class CrossOriginProtection(Middleware):
@@ -138,13 +143,7 @@ class CrossOriginProtection(Middleware):
             return True  # not a browser: it has no victim's cookies to send
         if origin is None:
             return False
-        # SECURITY: only a well-formed origin can match: `null` never does.
-        normalized = _origin(origin)
-        if normalized is None:
-            return False
-        if normalized in self.trusted:
-            return True
-        return site is None and normalized == request_origin(environ)
+        return origin_allowed(environ, origin, self.trusted, own=site is None)
 
     def exempt(self, environ: Environ) -> bool:
         """`exempt_paths`, or a `csrf_exempt` route (matched; its handler is not called)."""

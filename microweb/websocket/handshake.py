@@ -39,7 +39,7 @@ from wsproto.utilities import generate_accept_token
 from ..errors import HTTPError
 from ..http import list_tokens
 from ..middleware.cors import normalize_origin
-from ..middleware.csrf import request_origin
+from ..middleware.csrf import origin_allowed
 from ..types import Environ, Headers
 
 #: The only protocol version RFC 6455 defines (§4.1, §11.6).
@@ -75,13 +75,7 @@ class OriginPolicy:
         origin = environ.get("HTTP_ORIGIN")
         if origin is None or self.any:
             return True
-        try:
-            normalized = normalize_origin(origin)
-        except ValueError:
-            return False  # `null` (a sandboxed frame) or garbage matches nothing
-        if normalized in self.allowed:
-            return True
-        return self.same_origin_only and normalized == request_origin(environ)
+        return origin_allowed(environ, origin, self.allowed, own=self.same_origin_only)
 
 
 @dataclass(frozen=True)
