@@ -35,6 +35,7 @@ from collections.abc import Iterable
 from datetime import UTC
 from email.utils import formatdate, parsedate_to_datetime
 from typing import Any, NamedTuple
+from urllib.parse import quote
 
 # RFC 9110 §5.6.2: token = 1*tchar; methods, field names, cookie names are tokens.
 TOKEN_PATTERN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
@@ -45,6 +46,20 @@ DEFAULT_PORTS = {"http": "80", "https": "443"}
 
 #: RFC 3986 §3.3: what a path keeps literal in a URL ("%" not: WSGI paths arrive decoded).
 PATH_SAFE = "/:@!$&'()*+,;=~"
+
+_STRAY_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
+def url_query(query: str) -> str:
+    """``"?" + QUERY_STRING`` fit for a redirect's ``Location`` (RFC 3986 §3.4), or ``""``.
+
+    WSGI gives the query as sent, escapes included (PEP 3333): quoting it again
+    would turn ``%2F`` into ``%252F``. Only what a URL may not hold is escaped:
+    raw bytes (a space, non-ASCII: latin-1 in WSGI), ``#``, controls (so no
+    header splitting), and a ``%`` that starts no escape (RFC 3986 §2.1)."""
+    query = _STRAY_PERCENT.sub("%25", query)
+    return "?" + quote(query.encode("latin-1"), safe=PATH_SAFE + "?%") if query else ""
+
 
 #: RFC 9110 §9.2.1: the methods that change nothing; every other one is unsafe.
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})

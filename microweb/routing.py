@@ -50,7 +50,7 @@ from urllib.parse import quote
 
 from .converters import Converter
 from .errors import HTTPError
-from .http import PATH_SAFE
+from .http import PATH_SAFE, url_query
 from .response import TEXT, Reply
 from .route_templates import Param, Route
 from .types import Environ
@@ -349,8 +349,6 @@ def redirect_to_other_slash(req: Request, path: str) -> Reply | HTTPError:
     # CVE-2024-42353). quote() escapes "\\"; a leading "//" is refused here.
     if location.startswith(("//", "/\\")):
         return HTTPError(404)
-    query = req.environ.get("QUERY_STRING")
-    if query:
-        location += "?" + query
+    location += url_query(req.environ.get("QUERY_STRING", ""))
     # RFC 9110 §15.4.9: 308 keeps the method and body, unlike 301.
     return Reply(308, [("Location", location)], b"Permanent Redirect", TEXT)

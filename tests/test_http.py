@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from wsgi_call import call
 
+from microweb import App
 from microweb.http import (
     bearer_credentials,
     declares_body,
@@ -13,6 +15,7 @@ from microweb.http import (
     replace_headers,
     unsafe_methods,
 )
+from microweb.middleware.https_redirect import HTTPSRedirect
 
 DECLARED = [
     pytest.param({}, False, id="neither-field"),
@@ -122,3 +125,33 @@ def test_rfc9110_15_4_5_not_modified_headers(
     200 would, no other representation metadata, and Last-Modified only without an ETag."""
     headers = [*DROPPED_ON_304, *validators, *KEPT_ON_304]
     assert not_modified_headers(headers) == [*kept, *KEPT_ON_304]
+
+
+QUERIES = [
+    pytest.param("a=1&b=x", "?a=1&b=x", id="plain"),
+    pytest.param("a=%2F", "?a=%2F", id="escape-kept-not-%252F"),
+    pytest.param("a=b c", "?a=b%20c", id="literal-space"),
+    pytest.param("q=é".encode().decode("latin-1"), "?q=%C3%A9", id="non-ascii-bytes"),
+    pytest.param("a=%", "?a=%25", id="stray-percent"),
+    pytest.param("a=%zz&b=%4", "?a=%25zz&b=%254", id="percent-starting-no-escape"),
+    pytest.param("next=/x?y#f\r\n", "?next=/x?y%23f%0D%0A", id="hash-and-crlf"),
+    pytest.param("", "", id="empty"),
+]
+
+
+@pytest.mark.parametrize("redirect", ["trailing-slash-308", "https-redirect"])
+@pytest.mark.parametrize(("query", "suffix"), QUERIES)
+def test_rfc3986_3_4_both_redirects_write_the_query_one_way(
+    redirect: str, query: str, suffix: str
+) -> None:
+    """The query as sent (PEP 3333), made a valid ``Location`` (RFC 9110 §10.2.2) by both
+    redirects that keep it: `routing`'s trailing-slash 308 and `HTTPSRedirect`."""
+    app = App()
+    app.add_route("/dir/", lambda req: "dir", ["GET"])
+    if redirect == "https-redirect":
+        reply = call(HTTPSRedirect(app), "GET", "/dir/", QUERY_STRING=query)
+        assert reply.header("Location") == "https://127.0.0.1/dir/" + suffix
+    else:
+        reply = call(app, "GET", "/dir", QUERY_STRING=query)
+        assert reply.header("Location") == "/dir/" + suffix
+    assert reply.status_code == 308

@@ -41,14 +41,11 @@ from collections.abc import Iterable
 from urllib.parse import quote
 
 from ..errors import ErrorPage, HTTPError
-from ..http import PATH_SAFE
+from ..http import PATH_SAFE, url_query
 from ..layer import Middleware, exact_paths
 from ..response import TEXT, Reply
 from ..types import Environ, WSGIApp
 from .trusted_host import request_host
-
-# RFC 3986 §3.4: the query arrives as sent, escapes included, so "%" stays.
-_QUERY_SAFE = PATH_SAFE + "?%"
 
 
 class HTTPSRedirect(Middleware):
@@ -74,10 +71,7 @@ def https_url(host: str, environ: Environ) -> str:
     # PEP 3333: WSGI strings carry the request's bytes as latin-1.
     path = (environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")).encode("latin-1")
     url = "https://" + host + ("" if path.startswith(b"/") else "/") + quote(path, PATH_SAFE)
-    query = environ.get("QUERY_STRING", "")
-    if query:
-        url += "?" + quote(query.encode("latin-1"), safe=_QUERY_SAFE)
-    return url
+    return url + url_query(environ.get("QUERY_STRING", ""))
 
 
 __all__ = ["HTTPSRedirect", "https_url"]
