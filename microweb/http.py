@@ -1,6 +1,6 @@
-"""The HTTP grammar every layer shares (RFC 9110): tokens, ports, dates, entity-tags,
-header lists, ``Vary``, bearer credentials, whether a request has a body (RFC 9112
-§6.3), and the one evaluation of a request's preconditions, with its 304's fields.
+"""The HTTP grammar every layer shares (RFC 9110): tokens, ports, dates, entity-tags, header
+lists, ``Vary``, bearer credentials, a redirect's query, whether a request has a body or lacks
+its Host (RFC 9112 §6.3, §3.2), and the one evaluation of its preconditions, with its 304's.
 
 A leaf module: it imports nothing from microweb, so every layer can use it.
 
@@ -47,17 +47,12 @@ DEFAULT_PORTS = {"http": "80", "https": "443"}
 #: RFC 3986 §3.3: what a path keeps literal in a URL ("%" not: WSGI paths arrive decoded).
 PATH_SAFE = "/:@!$&'()*+,;=~"
 
-_STRAY_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
-
 
 def url_query(query: str) -> str:
-    """``"?" + QUERY_STRING`` fit for a redirect's ``Location`` (RFC 3986 §3.4), or ``""``.
-
-    WSGI gives the query as sent, escapes included (PEP 3333): quoting it again
-    would turn ``%2F`` into ``%252F``. Only what a URL may not hold is escaped:
-    raw bytes (a space, non-ASCII: latin-1 in WSGI), ``#``, controls (so no
-    header splitting), and a ``%`` that starts no escape (RFC 3986 §2.1)."""
-    query = _STRAY_PERCENT.sub("%25", query)
+    """``"?" + QUERY_STRING`` for a redirect's ``Location`` (RFC 3986 §3.4), or ``""``: the query
+    as sent (PEP 3333) with its escapes kept (quoting again makes ``%2F`` ``%252F``), but raw
+    bytes (a space, non-ASCII), ``#``, controls and a ``%`` starting no escape (§2.1) escaped."""
+    query = re.sub(r"%(?![0-9A-Fa-f]{2})", "%25", query)
     return "?" + quote(query.encode("latin-1"), safe=PATH_SAFE + "?%") if query else ""
 
 
@@ -93,6 +88,13 @@ def declares_body(environ: dict[str, Any]) -> bool:
         return True
     coding = environ.get("HTTP_TRANSFER_ENCODING")
     return coding is not None and "chunked" in coding.lower()
+
+
+def lacks_host(environ: dict[str, Any]) -> bool:
+    """Whether the request lacks the Host its version requires (a 400): RFC 9112 §3.2 for
+    HTTP/1.1, RFC 9113 §8.3.1 for HTTP/2 (``:authority``, which gunicorn gives as Host); none
+    in HTTP/1.0. An empty Host is none: an http URI's host is never empty (RFC 9110 §4.2.1)."""
+    return not environ.get("HTTP_HOST") and environ.get("SERVER_PROTOCOL") != "HTTP/1.0"
 
 
 def bearer_credentials(authorization: str | None) -> str | None:

@@ -37,8 +37,8 @@ on the miss path) or a ready response:
 - 204 with ``Allow`` for an OPTIONS nobody registered (RFC 9110 §9.3.7);
 - 501 for a method nobody registered and HTTP does not define (RFC 9110 §9.1);
 - 308 to ``/a`` from ``/a/`` (or back) when only the other one exists;
-- 404 otherwise; 400 for a path that is not UTF-8 or an HTTP/1.1 request
-  without ``Host`` (RFC 9112 §3.2).
+- 404 otherwise; 400 for a path that is not UTF-8 or a request without the
+  ``Host`` its version requires (`http.lacks_host`, RFC 9112 §3.2).
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ from urllib.parse import quote
 
 from .converters import Converter
 from .errors import HTTPError
-from .http import PATH_SAFE, url_query
+from .http import PATH_SAFE, lacks_host, url_query
 from .response import TEXT, Reply
 from .route_templates import Param, Route
 from .types import Environ
@@ -234,9 +234,7 @@ class RouteTable:
     def match(self, environ: Environ) -> tuple[Endpoint, dict[str, Any]]:
         """The endpoint for this request and its keyword arguments."""
         method, path = environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")
-        # RFC 9112 §3.2: a server MUST answer 400 to an HTTP/1.1 request
-        # without Host (gunicorn lets it through to the app).
-        if "HTTP_HOST" not in environ and environ.get("SERVER_PROTOCOL") == "HTTP/1.1":
+        if lacks_host(environ):  # gunicorn lets such a request through to the app
             return missing_host, {}
         if self.mounts:
             mount = self._mount_for(path)

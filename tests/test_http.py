@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import pytest
@@ -16,6 +17,8 @@ from microweb.http import (
     unsafe_methods,
 )
 from microweb.middleware.https_redirect import HTTPSRedirect
+from microweb.middleware.trusted_host import TrustedHost
+from microweb.types import Environ, StartResponse
 
 DECLARED = [
     pytest.param({}, False, id="neither-field"),
@@ -155,3 +158,34 @@ def test_rfc3986_3_4_both_redirects_write_the_query_one_way(
         reply = call(app, "GET", "/dir", QUERY_STRING=query)
         assert reply.header("Location") == "/dir/" + suffix
     assert reply.status_code == 308
+
+
+HOSTS = [
+    pytest.param("HTTP/1.1", "example.com", 200, id="http11-with-host"),
+    pytest.param("HTTP/1.1", None, 400, id="http11-without-host"),
+    pytest.param("HTTP/1.1", "", 400, id="http11-empty-host-rfc9110-4.2.1"),
+    pytest.param("HTTP/1.0", None, 200, id="http10-without-host"),
+    pytest.param("HTTP/1.0", "", 200, id="http10-empty-host"),
+    pytest.param("HTTP/2.0", "example.com", 200, id="http2-authority-as-host"),
+    pytest.param("HTTP/2.0", None, 400, id="http2-without-authority-rfc9113-8.3.1"),
+]
+
+
+@pytest.mark.parametrize("checker", ["routing", "trusted-host"])
+@pytest.mark.parametrize(("protocol", "host", "status"), HOSTS)
+def test_rfc9112_3_2_both_host_checks_answer_400_the_same_way(
+    checker: str, protocol: str, host: str | None, status: int
+) -> None:
+    """One rule, `lacks_host`, for the router and `TrustedHost` (whose allow-list
+    holds the fallback SERVER_NAME, so only a missing Host can refuse)."""
+    app = App()
+    app.add_route("/", lambda req: "ok", ["GET"])
+    checked = TrustedHost(app, ["example.com", "127.0.0.1"]) if checker == "trusted-host" else app
+
+    def as_sent(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        if host is None:
+            del environ["HTTP_HOST"]
+        return checked(environ, start_response)
+
+    reply = call(as_sent, "GET", "/", SERVER_PROTOCOL=protocol, HTTP_HOST=host or "")
+    assert reply.status_code == status

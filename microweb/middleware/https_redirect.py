@@ -17,10 +17,9 @@ server itself only ever sees http). The answer is
   port would not answer either. The target is therefore always the
   default https port; an app served over https on another port should be
   redirected by its proxy instead.
-- The path and query are re-encoded (RFC 3986 §3.3, §3.4): WSGI hands the
-  path over decoded, so ``%2F``, ``%25`` and spaces are quoted again, and
-  the query string is kept as sent, with only characters that may not
-  appear in a URL escaped.
+- The path is re-encoded (RFC 3986 §3.3): WSGI hands it over decoded, so
+  ``%2F``, ``%25`` and spaces are quoted again. The query is kept as sent
+  (`url_query`: only what a URL may not hold is escaped).
 
 SECURITY: the ``Location`` is always an absolute ``https://`` URL whose
 authority is the request's own well-formed host (`request_host`: no
