@@ -122,8 +122,7 @@ class TrustedHost(Middleware):
         if not self.allow_all:
             for entry in entries:
                 self._add(entry)
-        # PERF: ``passed`` (module docs): a call measured 0.24 µs, against 0.47
-        # through parse_host and `allows`, 0.86 for a wildcard.
+        # PERF: ``passed``: a call measured 0.24 µs; 0.47 via parse_host + `allows`; wildcard 0.86.
         self.passed: set[tuple[str, str]] = set()
         self.not_allowed = ErrorPage(
             HTTPError(400, "The Host header names a host this server does not serve.")
