@@ -318,7 +318,7 @@ def not_found(req: Request) -> HTTPError:
 
 
 def missing_host(req: Request) -> HTTPError:
-    return HTTPError(400, "HTTP/1.1 requests need a Host header.")
+    return HTTPError(400, "This request must carry a Host header.")
 
 
 def bad_path(req: Request) -> HTTPError:

@@ -127,7 +127,7 @@ class TrustedHost(Middleware):
         self.not_allowed = ErrorPage(
             HTTPError(400, "The Host header names a host this server does not serve.")
         )
-        self.missing = ErrorPage(HTTPError(400, "An HTTP/1.1 request must carry a Host header."))
+        self.missing = ErrorPage(HTTPError(400, "This request must carry a Host header."))
 
     def _add(self, entry: object) -> None:
         bad = f"allowed_hosts: {entry!r} is not a host, host:port, *.domain or [IPv6]"
